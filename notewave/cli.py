@@ -1,0 +1,52 @@
+"""``notewave <command>``: a thin command-line layer over the Python API.
+
+Each command module registers its subcommand with ``add_cli(subparsers)``; errors that
+notewave raises on purpose (:class:`~notewave.errors.NotewaveError`) are printed as one
+line and exit with status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from notewave import __version__
+from notewave.errors import NotewaveError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser of the ``notewave`` command."""
+    from notewave.bridge.render import add_cli as add_render_cli
+    from notewave.commands import symbolic as symbolic_commands
+    from notewave.symbolic import datasets
+
+    parser = argparse.ArgumentParser(prog="notewave", description="Symbolic + audio music generation.")
+    parser.add_argument("--version", action="version", version=f"notewave {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    datasets.add_cli(sub)
+    train = sub.add_parser("train", help="train a model (symbolic, ...)")
+    train_sub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
+    symbolic_commands.add_train_cli(train_sub)
+    symbolic_commands.add_generate_cli(sub)
+    symbolic_commands.add_eval_cli(sub)
+    add_render_cli(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``notewave`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NotewaveError as exc:
+        print(f"notewave: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("notewave: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

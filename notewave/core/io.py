@@ -1,0 +1,54 @@
+"""Atomic file output: write to a temporary file in the same folder, then rename.
+
+A crash or an exception while writing never leaves a half-written file at the target
+path: either the old file (or nothing) or the complete new file is there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    Use this for writers that take a file name (``symusic.Score.dump_midi``,
+    ``soundfile.write``, ``safetensors.torch.save_file``). The parent folder is
+    created when missing. On any exception the temporary file is removed and the
+    target is left untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = None) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; rename it onto ``path`` on success.
+
+    ``mode`` is ``"w"`` (text, UTF-8 by default) or ``"wb"``.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
+    with atomic_path(path) as tmp:
+        kwargs = {} if "b" in mode else {"encoding": encoding or "utf-8"}
+        with open(tmp, mode, **kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())

@@ -1,0 +1,166 @@
+"""Datasets as MIDI files: the JSB Chorales and music21's bundled corpus, plus the ``data`` CLI.
+
+The conversion code lives in :mod:`notewave.symbolic.jsb` and
+:mod:`notewave.symbolic.music21_export`; this module re-exports their public API and
+registers the command line::
+
+    notewave data jsb [JSON_PATH] [--out data/jsb] [--splits train valid test] [--tempo 80] [--program 19]
+    notewave data music21 --collection bach [--out data/music21/<collection>] [--limit N]
+    notewave data music21 --list
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from notewave.symbolic.jsb import (
+    JSB_CHOIR_PROGRAM,
+    JSB_DEFAULT_TEMPO_BPM,
+    JSB_ENV_VAR,
+    JSB_ORGAN_PROGRAM,
+    JSB_SPLITS,
+    JSB_VELOCITY,
+    JSB_VOICES,
+    convert_jsb,
+    default_jsb_json,
+    jsb_chorale_to_score,
+    load_jsb_json,
+    voice_runs,
+)
+from notewave.symbolic.music21_export import (
+    MUSIC21_COLLECTIONS,
+    export_music21,
+    export_music21_collection,
+    list_music21_collections,
+    music21_collection_files,
+)
+
+__all__ = [
+    "JSB_CHOIR_PROGRAM",
+    "JSB_DEFAULT_TEMPO_BPM",
+    "JSB_ENV_VAR",
+    "JSB_ORGAN_PROGRAM",
+    "JSB_SPLITS",
+    "JSB_VELOCITY",
+    "JSB_VOICES",
+    "MUSIC21_COLLECTIONS",
+    "add_cli",
+    "convert_jsb",
+    "default_jsb_json",
+    "export_music21",
+    "export_music21_collection",
+    "jsb_chorale_to_score",
+    "list_music21_collections",
+    "load_jsb_json",
+    "music21_collection_files",
+    "voice_runs",
+]
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave data {jsb,music21}`` on ``subparsers``; return the ``data`` parser.
+
+    Each leaf parser sets ``func`` to a handler taking the parsed Namespace and returning
+    an exit code (0 on success). Handlers let :class:`notewave.errors.NotewaveError`
+    propagate so that the top-level CLI reports it.
+    """
+    data = subparsers.add_parser(
+        "data",
+        help="convert datasets (JSB Chorales, music21 corpus) to MIDI files",
+        description="Convert datasets to MIDI files for training and demos.",
+    )
+    sub = data.add_subparsers(dest="data_command", metavar="{jsb,music21}", required=True)
+
+    jsb = sub.add_parser(
+        "jsb",
+        help="convert the JSB Chorales JSON (16th-note frames) to four-track MIDI files",
+        description=(
+            "Write OUT/<split>/jsb_<split>_<index>.mid, one file per chorale: tracks Soprano, Alto, "
+            "Tenor, Bass; 4/4; a fixed tempo; a 16th-note frame is ticks-per-quarter/4 ticks. "
+            "Repeated equal pitches are merged into held notes (the dataset cannot tell them apart)."
+        ),
+    )
+    jsb.add_argument(
+        "json_path",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="JSON_PATH",
+        help=f"Jsb16thSeparated.json (default: ${JSB_ENV_VAR}, else ../shared/data/jsb_chorales/)",
+    )
+    jsb.add_argument("--out", type=Path, default=Path("data/jsb"), help="output folder (default: data/jsb)")
+    jsb.add_argument(
+        "--splits",
+        nargs="+",
+        choices=JSB_SPLITS,
+        default=list(JSB_SPLITS),
+        help="splits to convert (default: all)",
+    )
+    jsb.add_argument(
+        "--tempo",
+        type=float,
+        default=JSB_DEFAULT_TEMPO_BPM,
+        help="tempo in BPM (quarter notes/min; default: 80)",
+    )
+    jsb.add_argument(
+        "--program",
+        type=int,
+        default=JSB_ORGAN_PROGRAM,
+        help=f"General MIDI program, zero-based (default: {JSB_ORGAN_PROGRAM} church organ; "
+        f"{JSB_CHOIR_PROGRAM} choir aahs)",
+    )
+    jsb.add_argument("--ticks-per-quarter", type=int, default=480, help="MIDI resolution (default: 480)")
+    jsb.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    jsb.set_defaults(func=_run_jsb)
+
+    m21 = sub.add_parser(
+        "music21",
+        help="export a collection of music21's bundled corpus to MIDI files (offline)",
+        description="Export works of music21's local corpus to MIDI, one file per score.",
+    )
+    m21.add_argument(
+        "--collection",
+        default="bach",
+        metavar="NAME",
+        help=f"one of: {', '.join(MUSIC21_COLLECTIONS)} (default: bach, the chorales)",
+    )
+    m21.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: data/music21/<collection>)"
+    )
+    m21.add_argument("--limit", type=int, default=None, help="write at most N MIDI files")
+    m21.add_argument(
+        "--list", action="store_true", help="list the collections and their file counts, then exit"
+    )
+    m21.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    m21.set_defaults(func=_run_music21)
+    return data
+
+
+def _run_jsb(args: argparse.Namespace) -> int:
+    written = convert_jsb(
+        args.json_path,
+        args.out,
+        splits=args.splits,
+        tempo_bpm=args.tempo,
+        program=args.program,
+        ticks_per_quarter=args.ticks_per_quarter,
+        progress=not args.no_progress,
+    )
+    for split, paths in written.items():
+        print(f"jsb {split}: {len(paths)} MIDI files in {Path(args.out) / split}")
+    print(f"jsb: {sum(len(paths) for paths in written.values())} MIDI files written")
+    return 0
+
+
+def _run_music21(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, count in list_music21_collections().items():
+            print(f"{name:14s} {count:5d} corpus files")
+        return 0
+    out = args.out if args.out is not None else Path("data") / "music21" / args.collection
+    written, skipped = export_music21_collection(
+        args.collection, out, args.limit, progress=not args.no_progress
+    )
+    print(f"music21 {args.collection}: {len(written)} MIDI files in {out} ({skipped} works skipped)")
+    return 0

@@ -1,0 +1,163 @@
+"""The MIDI language model: token embeddings, the shared core transformer and an output head.
+
+A MuseNet-style decoder-only transformer (Payne 2019) over the tokens of
+:class:`~notewave.symbolic.tokenizer.MidiTokenizer`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
+from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
+from notewave.errors import CheckpointError, ConfigError
+from notewave.symbolic.tokenizer import MidiTokenizer
+
+# Named model sizes for `notewave train symbolic --config NAME`.
+CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 2, "max_seq_len": 256, "dropout": 0.0},
+    "small": {"d_model": 256, "n_layers": 4, "n_heads": 4, "max_seq_len": 512, "dropout": 0.1},
+    "medium": {"d_model": 384, "n_layers": 6, "n_heads": 6, "max_seq_len": 1024, "dropout": 0.1},
+    "large": {"d_model": 512, "n_layers": 8, "n_heads": 8, "max_seq_len": 1024, "dropout": 0.1},
+}
+
+
+@dataclass
+class MidiLMConfig:
+    """Configuration of a :class:`MidiLM`: the vocabulary size and the transformer's size."""
+
+    vocab_size: int
+    transformer: TransformerConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"vocab_size": self.vocab_size, "transformer": asdict(self.transformer), "kind": "midi-lm"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MidiLMConfig:
+        if data.get("kind") != "midi-lm":
+            raise CheckpointError(f"not a MIDI LM config (kind={data.get('kind')!r})")
+        return cls(int(data["vocab_size"]), TransformerConfig.from_dict(data["transformer"]))
+
+
+def config_for(name: str, tokenizer: MidiTokenizer, **overrides: Any) -> MidiLMConfig:
+    """The :class:`MidiLMConfig` of a named size (see :data:`CONFIGS`) for ``tokenizer``.
+
+    Raises:
+        ConfigError: for an unknown name.
+    """
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}")
+    sizes = {**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    return MidiLMConfig(tokenizer.vocab_size, TransformerConfig(**sizes))
+
+
+class MidiLM(nn.Module):
+    """Decoder-only transformer over MIDI tokens.
+
+    ``forward(ids int64 [B, T], cache=None) -> logits float32 [B, T, vocab_size]``.
+
+    Args:
+        config: vocabulary and transformer sizes.
+        tokenizer: the tokenizer whose ids the model reads (kept with the model and
+            saved beside its weights).
+    """
+
+    def __init__(self, config: MidiLMConfig, tokenizer: MidiTokenizer):
+        super().__init__()
+        if tokenizer.vocab_size != config.vocab_size:
+            raise ConfigError(
+                f"tokenizer has {tokenizer.vocab_size} tokens but the model config {config.vocab_size}"
+            )
+        self.config = config
+        self.tokenizer = tokenizer
+        self.tok_emb = nn.Embedding(config.vocab_size, config.transformer.d_model)
+        self.transformer = Transformer(config.transformer)
+        self.head = nn.Linear(config.transformer.d_model, config.vocab_size, bias=False)
+        init_weights(self.tok_emb)
+        init_weights(self.head)
+
+    @property
+    def context(self) -> int:
+        """Longest sequence, in tokens, the model attends over."""
+        return self.config.transformer.max_seq_len
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        return self.transformer.new_cache(batch_size)
+
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        return self.head(self.transformer(self.tok_emb(ids), cache))
+
+    def loss(self, ids: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """Next-token cross-entropy (nats) of ``ids`` ``[B, T]``; padding (``PAD``) is ignored.
+
+        ``reduction`` is ``"mean"`` (per predicted token) or ``"sum"``.
+        """
+        logits = self(ids[:, :-1])
+        targets = ids[:, 1:]
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            targets.reshape(-1),
+            ignore_index=self.tokenizer.pad_id,
+            reduction=reduction,
+        )
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ---- checkpoints ------------------------------------------------------------------
+    def save_pretrained(
+        self,
+        path: str | os.PathLike[str],
+        extra_config: dict[str, Any] | None = None,
+        extra_files: Callable[[Path], None] | None = None,
+    ) -> Path:
+        """Write ``model.safetensors``, ``config.json`` and ``tokenizer.json`` to the folder ``path``
+        atomically (``extra_files`` may add more files to the temporary folder first)."""
+        config = {**self.config.to_dict(), **(extra_config or {})}
+
+        def add_files(folder: Path) -> None:
+            self.tokenizer.save(folder)
+            if extra_files is not None:
+                extra_files(folder)
+
+        return write_checkpoint(path, self.state_dict(), config, extra=add_files)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], map_location: str = "cpu") -> MidiLM:
+        """Load a model saved by :meth:`save_pretrained`.
+
+        Raises:
+            CheckpointError: for a missing, truncated or mismatching checkpoint folder.
+        """
+        from notewave.errors import TokenizerError
+
+        tensors, raw = read_checkpoint(path)
+        try:
+            config = MidiLMConfig.from_dict(raw)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"checkpoint {path} has an invalid config.json: {exc}") from exc
+        try:
+            tokenizer = MidiTokenizer.load(path)
+        except TokenizerError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
+        try:
+            model = cls(config, tokenizer)
+        except ConfigError as exc:
+            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
+        load_state(model, tensors, path)
+        model.checkpoint_config = raw
+        return model.to(map_location).eval()
+
+    def continue_midi(self, prompt: Any, bars: int = 8, **kwargs: Any) -> Any:
+        """Continue a MIDI prompt by ``bars`` bars; see :func:`notewave.symbolic.generate.continue_midi`."""
+        from notewave.symbolic.generate import continue_midi
+
+        return continue_midi(self, prompt, bars=bars, **kwargs)
