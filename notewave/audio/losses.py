@@ -27,7 +27,12 @@ from torch import nn
 
 from notewave.errors import ConfigError
 
-MEL_SCALES: tuple[tuple[int, int, int], ...] = ((2048, 512, 128), (1024, 256, 64), (512, 128, 32), (256, 64, 16))
+MEL_SCALES: tuple[tuple[int, int, int], ...] = (
+    (2048, 512, 128),
+    (1024, 256, 64),
+    (512, 128, 32),
+    (256, 64, 16),
+)
 STFT_SCALES: tuple[tuple[int, int], ...] = ((2048, 512), (1024, 256), (512, 128))
 _EPS = 1e-5
 
@@ -43,7 +48,9 @@ def _flat(wav: torch.Tensor) -> torch.Tensor:
 
 def stft_magnitude(wav: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor) -> torch.Tensor:
     """Magnitude STFT of ``wav`` ``[B, 1, N]`` -> ``[B, n_fft // 2 + 1, frames]`` (centered frames)."""
-    spec = torch.stft(_flat(wav), n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True)
+    spec = torch.stft(
+        _flat(wav), n_fft, hop, window=window, center=True, pad_mode="reflect", return_complex=True
+    )
     return spec.abs().clamp_min(1e-7)
 
 
@@ -139,13 +146,17 @@ class STFTDiscriminator(nn.Module):
         norm = nn.utils.parametrizations.weight_norm
         layers = [norm(nn.Conv2d(2, filters, (3, 9), padding=(1, 4)))]
         for d in dilations:
-            layers.append(norm(nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4))))
+            layers.append(
+                norm(nn.Conv2d(filters, filters, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)))
+            )
         layers.append(norm(nn.Conv2d(filters, filters, (3, 3), padding=(1, 1))))
         self.layers = nn.ModuleList(layers)
         self.out = norm(nn.Conv2d(filters, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        spec = torch.stft(_flat(wav), self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
+        spec = torch.stft(
+            _flat(wav), self.n_fft, self.hop, window=self.window, center=True, return_complex=True
+        )
         x = torch.stack([spec.real, spec.imag], dim=1).transpose(2, 3)  # [B, 2, frames, bins]
         features = []
         for layer in self.layers:

@@ -17,8 +17,9 @@ Shapes: latents are float ``[B, D, T]`` (batch, latent dim, frames), codes int64
 ``[B, T]`` for one quantizer and ``[B, n_q, T]`` for the residual stack. All state (the
 codebooks, EMA statistics and the ``initialized`` flag) lives in float32/bool *buffers*,
 so ``state_dict()`` can be saved with safetensors and restores the quantizer exactly.
-Distances are computed in float32 with autocast disabled. The EMA statistics are local
-to the process (no all-reduce under data parallelism).
+Distances are computed in float32 with autocast disabled (a globally enabled TF32 matmul
+still applies on GPUs). The EMA statistics are local to the process (no all-reduce under
+data parallelism).
 
 Bad shapes, dtypes, options and code values raise :class:`~notewave.errors.ConfigError`.
 """
@@ -46,9 +47,10 @@ def _nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def _histogram(codes: torch.Tensor, size: int) -> torch.Tensor:
-    """float32 ``[size]`` counts of each code in ``codes`` (any shape)."""
+    """float32 ``[size]`` counts of each code in ``codes`` (any shape); no host sync, unlike bincount."""
     flat = codes.reshape(-1)
-    return torch.zeros(size, device=codes.device).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float))
+    ones = torch.ones(flat.shape, device=flat.device)
+    return torch.zeros(size, device=flat.device).index_add_(0, flat, ones)
 
 
 def _perplexity(counts: torch.Tensor) -> torch.Tensor:
@@ -88,14 +90,14 @@ def kmeans(x: torch.Tensor, num_clusters: int, iters: int) -> tuple[torch.Tensor
 
 def _check_latents(x: torch.Tensor, dim: int) -> None:
     if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point:
-        raise ConfigError(f"latents must be a floating-point torch.Tensor, got {getattr(x, 'dtype', type(x))}")
+        raise ConfigError(f"latents must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
     if x.dim() != 3 or x.shape[1] != dim or x.shape[0] == 0 or x.shape[2] == 0:
         raise ConfigError(f"latents must have shape [B, {dim}, T] with B, T >= 1, got {tuple(x.shape)}")
 
 
 def _check_codes(codes: torch.Tensor, size: int, rank: int, layout: str) -> torch.Tensor:
     if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point or codes.dtype == torch.bool:
-        raise ConfigError(f"codes must be an integer torch.Tensor, got {getattr(codes, 'dtype', type(codes))}")
+        raise ConfigError(f"codes must be an integer tensor, got {getattr(codes, 'dtype', type(codes))}")
     if codes.dim() != rank:
         raise ConfigError(f"codes must have shape {layout}, got {tuple(codes.shape)}")
     if codes.numel():
@@ -153,9 +155,6 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("cluster_size", torch.full((codebook_size,), 0.0 if kmeans_init else 1.0))
         self.register_buffer("embed_sum", codebook.clone())
 
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}, codebook_size={self.codebook_size}, decay={self.decay}"
-
     @torch.no_grad()
     def init_codebook(self, flat: torch.Tensor) -> None:
         """k-means initialisation from float32 vectors ``flat [M, D]``; sets ``initialized``."""
@@ -173,18 +172,21 @@ class VectorQuantizer(nn.Module):
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (total + self.codebook_size * self.epsilon) * total
-        self.codebook.copy_(self.embed_sum / smoothed[:, None])
+        # a code no vector was ever assigned to (an empty k-means cluster) keeps its vector
+        used = self.cluster_size[:, None] > 0
+        self.codebook.copy_(torch.where(used, self.embed_sum / smoothed[:, None], self.codebook))
 
     @torch.no_grad()
     def _restart_dead_codes(self, flat: torch.Tensor) -> None:
         if self.dead_code_threshold <= 0:
             return
-        m, n = flat.shape[0], self.codebook_size
-        pick = torch.randperm(m, device=flat.device)[:n] if m >= n else torch.randint(m, (n,), device=flat.device)
+        m, n, dev = flat.shape[0], self.codebook_size, flat.device
+        # one candidate per code (distinct vectors when the batch has enough); no host sync
+        fresh = flat[torch.randperm(m, device=dev)[:n] if m >= n else torch.randint(m, (n,), device=dev)]
         dead = self.cluster_size < self.dead_code_threshold
-        self.codebook.copy_(torch.where(dead[:, None], flat[pick], self.codebook))
+        self.codebook.copy_(torch.where(dead[:, None], fresh, self.codebook))
         self.cluster_size.masked_fill_(dead, self.dead_code_threshold)
-        self.embed_sum.copy_(torch.where(dead[:, None], flat[pick] * self.dead_code_threshold, self.embed_sum))
+        self.embed_sum.copy_(torch.where(dead[:, None], fresh * self.dead_code_threshold, self.embed_sum))
 
     def quantize(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantize ``x [B, D, T]``; in training mode also update the codebook (init, EMA, restarts).
@@ -298,10 +300,8 @@ class ResidualVectorQuantizer(nn.Module):
             )
         self.dim, self.num_codebooks, self.codebook_size = dim, num_codebooks, codebook_size
         self.quantizer_dropout = dropout
-        self.layers = nn.ModuleList(
-            VectorQuantizer(dim, codebook_size, decay, epsilon, kmeans_init, kmeans_iters, dead_code_threshold)
-            for _ in range(num_codebooks)
-        )
+        opts = (decay, epsilon, kmeans_init, kmeans_iters, dead_code_threshold)
+        self.layers = nn.ModuleList(VectorQuantizer(dim, codebook_size, *opts) for _ in range(num_codebooks))
 
     def _n_q(self, n_q: int | None) -> int:
         if n_q is None:
@@ -337,7 +337,9 @@ class ResidualVectorQuantizer(nn.Module):
             losses.append(loss)
             perplexity.append(_perplexity(_histogram(layer_codes, self.codebook_size)))
         out = x + (quantized.to(x.dtype) - x).detach()
-        return QuantizerOutput(out, torch.stack(codes, 1), torch.stack(losses).mean(), torch.stack(perplexity))
+        return QuantizerOutput(
+            out, torch.stack(codes, 1), torch.stack(losses).mean(), torch.stack(perplexity)
+        )
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
@@ -360,7 +362,9 @@ class ResidualVectorQuantizer(nn.Module):
         """
         codes = _check_codes(codes, self.codebook_size, 3, "[B, n_q, T]")
         if not 1 <= codes.shape[1] <= self.num_codebooks:
-            raise ConfigError(f"codes have {codes.shape[1]} codebooks; this quantizer has 1..{self.num_codebooks}")
+            raise ConfigError(
+                f"codes have {codes.shape[1]} codebooks; this quantizer takes 1..{self.num_codebooks}"
+            )
         return sum(layer._lookup(codes[:, k]) for k, layer in enumerate(self.layers[: codes.shape[1]]))
 
     def bitrate(self, frame_rate: float, n_q: int | None = None) -> float:

@@ -27,15 +27,20 @@ DEFAULT_FRAME_RATE = 50.0  # Hz: the audio LM's frame rate (32 kHz audio, hop 64
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 MIDI_MODES = ("velocity", "melody")
 _BLOCK = 1024  # frames per torch.stft call, bounding memory for long audio
+_TOL = 1e-3  # frames: symusic holds seconds as float32, so a note end on a frame edge may be off a bit
+
+
+def _positive(*values: Any) -> bool:
+    """Whether every value is a finite real number > 0."""
+    return all(isinstance(v, (int, float, np.number)) and 0 < v < math.inf for v in values)
 
 
 def _hop_length(sample_rate: float, frame_rate: float) -> int:
-    """``sample_rate / frame_rate`` as an int; ConfigError when not a positive whole number."""
-    ok = all(isinstance(v, (int, float, np.number)) and math.isfinite(v) and v > 0 for v in (sample_rate, frame_rate))
-    hop = sample_rate / frame_rate if ok else 0.0
-    if not ok or hop < 1 or abs(hop - round(hop)) > 1e-6:
+    """``sample_rate / frame_rate`` as an int; ConfigError unless whole rates give a whole hop >= 1."""
+    hop = sample_rate / frame_rate if _positive(sample_rate, frame_rate) else 0.0
+    if hop < 1 or abs(hop - round(hop)) > 1e-6 or float(sample_rate) != round(sample_rate):
         raise ConfigError(
-            f"hop length sample_rate / frame_rate must be a whole number of samples >= 1; "
+            f"the hop length sample_rate / frame_rate must be a whole number of samples >= 1, "
             f"got sample_rate={sample_rate!r} Hz, frame_rate={frame_rate!r} Hz"
         )
     return round(hop)
@@ -63,13 +68,13 @@ def _filterbank(sample_rate: int, n_fft: int, min_hz: float) -> Any:
     return torch.from_numpy(np.ascontiguousarray(bank, dtype=np.float32))
 
 
-def _finish(chroma: np.ndarray, normalize: bool, argmax: bool, ranking: np.ndarray | None = None) -> np.ndarray:
-    """Per-frame L-inf normalisation or one-hot argmax (of ``ranking``, default ``chroma``); silent frames stay 0."""
+def _finish(chroma: np.ndarray, normalize: bool, argmax: bool, rank: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame L-inf normalisation or one-hot argmax (of ``rank`` if given); silent frames stay 0."""
     peak = chroma.max(axis=0, initial=0.0)
     active = peak > 0
     if argmax:
         out = np.zeros_like(chroma)
-        out[(chroma if ranking is None else ranking).argmax(axis=0)[active], np.flatnonzero(active)] = 1.0
+        out[(chroma if rank is None else rank).argmax(axis=0)[active], np.flatnonzero(active)] = 1.0
         return out
     if normalize:
         chroma = chroma / np.where(active, peak, 1.0)
@@ -115,8 +120,7 @@ def chroma_from_audio(
 
     from notewave.core.audio_io import load_audio
 
-    hop = _hop_length(sample_rate, frame_rate)
-    sample_rate = int(round(sample_rate))
+    hop, sample_rate = _hop_length(sample_rate, frame_rate), round(sample_rate)
     n_fft = default_n_fft(sample_rate, hop) if n_fft is None else n_fft
     if not isinstance(n_fft, (int, np.integer)) or n_fft < max(hop, 2):
         raise ConfigError(f"n_fft must be a whole number of samples >= the hop length {hop}, got {n_fft!r}")
@@ -161,15 +165,17 @@ def chroma_from_midi(
     The score is converted to seconds (``Score.to("second")``, applying every tempo change). A
     note ``[start, end)`` sounds in frame ``t`` when it overlaps ``[t, t + 1) / frame_rate`` s by
     a positive time, i.e. frames ``floor(start * frame_rate)`` to ``ceil(end * frame_rate) - 1``
-    (a zero-length note: the frame holding its start). Notes with velocity 0 are skipped.
+    (a zero-length note: the frame holding its start; edges within 1/1000 frame count as on the
+    edge). Notes with velocity 0 are skipped.
 
     Args:
         midi: a MIDI path, MIDI bytes or a ``symusic.Score``.
         frame_rate: frames per second (Hz).
-        mode: ``"velocity"``: each pitch class gets the summed velocity of its sounding notes (with
-            ``argmax``, equal sums go to the class holding the lowest note, where an audio chroma's
-            argmax tends to be: most overtones of a low note fall on its own pitch class; on rendered
-            chorales this matched the audio argmax in 75% of frames, the highest note in 68%); ``"melody"``: only the highest sounding pitch of the frame counts (the top voice), with
+        mode: ``"velocity"``: each pitch class gets the summed velocity of its sounding notes; with
+            ``argmax``, equal sums go to the class of the lowest note, where an audio chroma's argmax
+            tends to be, as most overtones of a low note share its pitch class (on rendered chorales
+            this agreed with the audio argmax in 75% of frames, the highest note in 68%).
+            ``"melody"``: only the highest sounding pitch of the frame (the top voice) counts, with
             its velocity.
         duration: length in seconds; default the last note-off of any track (as ``render_midi``).
             Pass ``samples / sample_rate`` of a render to match :func:`chroma_from_audio` frames.
@@ -186,10 +192,8 @@ def chroma_from_midi(
 
     if mode not in MIDI_MODES:
         raise ConfigError(f"mode must be one of {MIDI_MODES}, got {mode!r}")
-    if not (isinstance(frame_rate, (int, float, np.number)) and math.isfinite(frame_rate) and frame_rate > 0):
-        raise ConfigError(f"frame_rate must be a positive number of Hz, got {frame_rate!r}")
-    if duration is not None and not (isinstance(duration, (int, float, np.number)) and 0 < duration < math.inf):
-        raise ConfigError(f"duration must be a positive number of seconds, got {duration!r}")
+    if not _positive(frame_rate, 1.0 if duration is None else duration):
+        raise ConfigError(f"need frame_rate (Hz) and duration (s) > 0, got {frame_rate!r}, {duration!r}")
     score = load_score(midi).to("second")
     parts, last_off = [], 0.0
     for track in score.tracks:
@@ -200,29 +204,31 @@ def chroma_from_midi(
             keep = notes["velocity"] > 0
             parts.append((notes["time"][keep], ends[keep], notes["pitch"][keep], notes["velocity"][keep]))
     seconds = last_off if duration is None else float(duration)
-    frames = max(1, math.ceil(seconds * frame_rate - 1e-6))
+    frames = max(1, math.ceil(seconds * frame_rate - 1e-6))  # 1e-6: exact for samples / sample_rate
     chroma = np.zeros((12, frames), dtype=np.float32)
-    if parts:
-        start, end, pitch, velocity = (np.concatenate(column) for column in zip(*parts))
-        first = np.floor(start.astype(np.float64) * frame_rate + 1e-6).astype(np.int64)
-        last = np.maximum(np.ceil(end * frame_rate - 1e-6).astype(np.int64) - 1, first)
-        last = np.minimum(last, frames - 1)
-        inside = first <= last  # notes starting at or after the end are dropped
-        first, last, pitch, velocity = first[inside], last[inside], pitch[inside], velocity[inside]
-        counts = last - first + 1  # expand each note into one row per frame it sounds in
-        frame = np.repeat(first, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        pitch, velocity = np.repeat(pitch, counts).astype(np.int64), np.repeat(velocity, counts).astype(np.float32)
-        if mode == "velocity":
-            np.add.at(chroma, (pitch % 12, frame), velocity)
-            if argmax:  # ties of whole velocities go to the class with the lower note: + (128 - pitch) / 256 < 1
-                lowest = np.zeros((12, frames), dtype=np.float32)
-                np.maximum.at(lowest, (pitch % 12, frame), (128 - pitch) / 256.0)
-                return _finish(chroma, normalize, argmax, ranking=chroma + lowest)
-        else:
-            top = np.full(frames, -1, dtype=np.int64)
-            np.maximum.at(top, frame, pitch)
-            on_top = pitch == top[frame]
-            np.maximum.at(chroma, (pitch[on_top] % 12, frame[on_top]), velocity[on_top])
+    if not parts:
+        return chroma
+    start, end, pitch, velocity = (np.concatenate(column) for column in zip(*parts))
+    first = np.floor(start.astype(np.float64) * frame_rate + _TOL).astype(np.int64)
+    last = np.minimum(np.maximum(np.ceil(end * frame_rate - _TOL).astype(np.int64) - 1, first), frames - 1)
+    counts = np.maximum(last - first + 1, 0)  # notes starting at or after the end: none
+    # one row per (note, frame it sounds in): frame index, MIDI pitch, velocity
+    frame = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    pitch, velocity = (
+        np.repeat(pitch, counts).astype(np.int64),
+        np.repeat(velocity, counts).astype(np.float32),
+    )
+    if mode == "velocity":
+        np.add.at(chroma, (pitch % 12, frame), velocity)
+        if argmax:  # whole-velocity ties go to the class of the lower note: + (128 - pitch) / 256 < 1
+            lowest = np.zeros_like(chroma)
+            np.maximum.at(lowest, (pitch % 12, frame), (128 - pitch) / 256.0)
+            return _finish(chroma, normalize, argmax, rank=chroma + lowest)
+    else:
+        top = np.full(frames, -1, dtype=np.int64)
+        np.maximum.at(top, frame, pitch)
+        on_top = pitch == top[frame]
+        np.maximum.at(chroma, (pitch[on_top] % 12, frame[on_top]), velocity[on_top])
     return _finish(chroma, normalize, argmax)
 
 
@@ -267,16 +273,16 @@ def plot_chroma(
     from notewave.core.io import atomic_path
 
     chroma = np.asarray(chroma, dtype=np.float32)
-    if chroma.ndim != 2 or chroma.shape[0] != 12 or chroma.shape[1] == 0 or not frame_rate > 0:
-        raise ConfigError(f"need a chroma [12, frames] and frame_rate > 0, got {chroma.shape}, {frame_rate!r}")
+    if chroma.ndim != 2 or chroma.shape[0] != 12 or chroma.shape[1] == 0 or not _positive(frame_rate):
+        raise ConfigError(
+            f"need a chroma [12, frames] and frame_rate > 0, not {chroma.shape}, {frame_rate!r}"
+        )
     fig = Figure(figsize=(max(4.0, min(20.0, chroma.shape[1] / frame_rate)), 3.0))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     extent = (0.0, chroma.shape[1] / frame_rate, -0.5, 11.5)
-    image = ax.imshow(chroma, origin="lower", aspect="auto", interpolation="nearest", extent=extent, cmap="magma")
-    ax.set_yticks(range(12), PITCH_CLASSES)
-    ax.set_xlabel("time (s)")
-    ax.set_title(title)
+    image = ax.imshow(chroma, origin="lower", aspect="auto", interpolation="nearest", extent=extent)
+    ax.set(xlabel="time (s)", title=title, yticks=range(12), yticklabels=PITCH_CLASSES)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     with atomic_path(path) as tmp:

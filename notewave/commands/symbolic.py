@@ -90,6 +90,16 @@ def _generate(args: argparse.Namespace) -> int:
         wav, sr = render_midi(score, sample_rate=args.sample_rate, soundfont=args.soundfont)
     save_score(score, args.out)
     print(f"MIDI: {args.out}")
+    if args.png is not None:
+        from notewave.core.midi import load_score
+        from notewave.symbolic.generate import continuation_start, first_bars
+        from notewave.symbolic.plot import plot_piano_roll
+
+        prompt = load_score(args.prompt)
+        prompt = first_bars(prompt, args.prompt_bars) if args.prompt_bars else prompt
+        start = continuation_start(prompt)[1]
+        plot_piano_roll(score, args.png, mark_tick=start, title=f"{args.prompt.name} + {args.bars} bars")
+        print(f"PNG:  {args.png}")
     if args.wav is not None:
         write_wav(args.wav, wav, sr)
         print(f"WAV:  {args.wav} ({wav.shape[-1] / sr:.1f} s at {sr} Hz)")
@@ -106,6 +116,7 @@ def add_generate_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-bars", type=int, default=None, help="use only the first N bars of the prompt")
     p.add_argument("--out", required=True, type=Path, help="output MIDI file (prompt + continuation)")
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
+    p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="model folder")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=None)

@@ -8,6 +8,7 @@ after its last note, in the prompt's tracks, tempo and time signature.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -40,6 +41,17 @@ def bar_lines(score: Score, until: int) -> list[int]:
     while lines[-1] < until:
         lines.append(lines[-1] + bar_ticks(score, lines[-1]))
     return lines
+
+
+def continuation_start(score: Score, bars_in_tokens: int = 0) -> tuple[int, int]:
+    """Index and tick of the bar where a continuation of ``score`` begins: the first bar line
+    at or after the last note-off, and not before bar ``bars_in_tokens``."""
+    end_tick = max(t.end() for t in score.tracks if t.notes)
+    lines = bar_lines(score, end_tick)
+    start_bar = max(len(lines) - 1, bars_in_tokens)
+    while len(lines) <= start_bar:
+        lines.append(lines[-1] + bar_ticks(score, lines[-1]))
+    return start_bar, lines[start_bar]
 
 
 def first_bars(score: Score, bars: int) -> Score:
@@ -110,7 +122,37 @@ def _sample_tokens(
         else:
             logits = model(torch.tensor([[next_id]]), cache)[:, -1]
     bar.close()
-    return generated
+    return trim_incomplete_note(tok, generated)
+
+
+def trim_incomplete_note(tok: MidiTokenizer, ids: list[int]) -> list[int]:
+    """Drop trailing ids of a note cut off by a token limit (``Program``/``Pitch``/``Velocity``
+    without its ``Duration``), so that the last event is complete."""
+    end = len(ids)
+    while (
+        end
+        and tok.base_tokens(ids[end - 1])[-1:]
+        and tok.base_tokens(ids[end - 1])[-1].split("_")[0]
+        in (
+            "Program",
+            "Pitch",
+            "PitchDrum",
+            "Velocity",
+        )
+    ):
+        end -= 1
+    return ids[:end]
+
+
+@dataclass
+class Continuation:
+    """Sampled continuation ids with what is needed to place them: the prompt ``score`` (as used,
+    after ``prompt_bars``), the ``new_ids`` (REMI ids after the opening bar line, the closing
+    bar line excluded) and ``start_tick``, the bar line in the prompt's ticks where they begin."""
+
+    score: Score
+    new_ids: list[int]
+    start_tick: int
 
 
 @torch.no_grad()
@@ -162,6 +204,41 @@ def continue_midi(
         ConfigError: invalid sampling arguments or ``bars < 1``.
         TokenizerError: when the tokens cannot be decoded (only possible unconstrained).
     """
+    result = sample_continuation(
+        model,
+        prompt,
+        bars,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        style,
+        constrained,
+        programs,
+        max_tokens,
+        prompt_bars,
+        progress,
+    )
+    return merge_continuation(result.score, model.tokenizer, result.new_ids, result.start_tick)
+
+
+@torch.no_grad()
+def sample_continuation(
+    model: MidiLM,
+    prompt: MidiLike,
+    bars: int = 8,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = 0.95,
+    seed: int | None = 0,
+    style: str | None = None,
+    constrained: bool = True,
+    programs: Sequence[int] | None = None,
+    max_tokens: int | None = None,
+    prompt_bars: int | None = None,
+    progress: bool = False,
+) -> Continuation:
+    """Sample the continuation's tokens without decoding them (arguments as :func:`continue_midi`)."""
     if bars < 1:
         raise ConfigError(f"bars must be >= 1, got {bars}")
     check_sampling_args(temperature, top_k, top_p)
@@ -175,14 +252,8 @@ def continue_midi(
     bar_id = tok.remi["Bar_None"]
 
     # Bars in the prompt's tokens, then empty bars up to the first bar line after the last note-off.
-    end_tick = max(t.end() for t in score.tracks if t.notes)
-    lines = bar_lines(score, end_tick)
-    bars_in_tokens = body.count(bar_id)
-    start_bar = max(len(lines) - 1, bars_in_tokens)
-    while len(lines) <= start_bar:
-        lines.append(lines[-1] + bar_ticks(score, lines[-1]))
-    body = body + [bar_id] * (start_bar - bars_in_tokens + 1)
-    start_tick = lines[start_bar]
+    start_bar, start_tick = continuation_start(score, body.count(bar_id))
+    body = body + [bar_id] * (start_bar - body.count(bar_id) + 1)
 
     grammar = None
     state = State()
@@ -209,7 +280,7 @@ def continue_midi(
         max_tokens or 600 * bars,
         progress,
     )
-    return merge_continuation(score, tok, new_ids, start_tick)
+    return Continuation(score, new_ids, start_tick)
 
 
 def merge_continuation(score: Score, tok: MidiTokenizer, new_ids: list[int], start_tick: int) -> Score:

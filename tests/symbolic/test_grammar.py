@@ -1,7 +1,6 @@
-import torch
 from symusic import Score
 
-from notewave.symbolic.generate import continue_midi
+from notewave.symbolic.generate import continue_midi, sample_continuation
 from notewave.symbolic.grammar import RemiGrammar, State, grammar_errors
 
 
@@ -49,14 +48,15 @@ def test_constrained_samples_always_decode(jsb_test_files, tiny_model):
 
 
 def _raw_sample(model, prompt, seed, constrained):
-    from notewave.symbolic.generate import _sample_tokens
-
-    tok = model.tokenizer
-    body = tok.encode_body(prompt)[:60] + [tok.remi["Bar_None"]]
-    grammar = RemiGrammar(tok, programs=[19]) if constrained else None
-    state = grammar.state_after(body) if grammar else State()
-    gen = torch.Generator().manual_seed(seed)
-    new = _sample_tokens(
-        model, tok.prefix("bach", [19]), body, 2, grammar, state, 1.0, None, None, gen, 60, False
+    result = sample_continuation(
+        model,
+        prompt,
+        bars=2,
+        seed=seed,
+        style="bach",
+        constrained=constrained,
+        max_tokens=60,
+        prompt_bars=2,
+        top_p=None,
     )
-    return [tok.remi["Bar_None"]] + new
+    return [model.tokenizer.remi["Bar_None"]] + result.new_ids

@@ -1,0 +1,346 @@
+"""A SEANet-style convolutional audio codec with a residual vector quantizer (RVQ).
+
+Mono audio ``[B, 1, N]`` (float32 in [-1, 1] at ``sample_rate`` Hz) -> encoder -> latents
+``[B, dim, T]`` at ``frame_rate = sample_rate / hop_length`` Hz (``hop_length = prod(strides)``
+samples) -> RVQ (:mod:`notewave.audio.quantize`): ``num_codebooks`` int codes per frame -> decoder.
+After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), without the LSTM.
+Encoder: Conv1d stem; per stride ``s``: residual units (ELU, dilated Conv1d k=3 to half width,
+ELU, Conv1d k=1 back, plus the input), ELU, Conv1d (kernel ``2 s``, stride ``s``) doubling the
+channels; ELU, Conv1d to ``dim``. The decoder mirrors it with ConvTranspose1d. All convolutions
+are weight-normalised. Lengths are exact: the input is zero-padded to a multiple of
+``hop_length``, so ``encode`` gives ``ceil(N / hop_length)`` frames, ``decode`` ``T * hop_length`` samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from notewave.audio.quantize import ResidualVectorQuantizer
+from notewave.core.audio_io import AudioLike, load_audio
+from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
+from notewave.errors import AudioError, CheckpointError, ConfigError
+from notewave.paths import DATA_DIR
+
+DEFAULT_CODEC_CHECKPOINT = DATA_DIR / "checkpoints" / "codec"
+KIND = "codec"
+PathLike = str | os.PathLike[str]
+_weight_norm = nn.utils.parametrizations.weight_norm
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Sizes of a :class:`Codec` (defaults: 32 kHz, hop 640 samples = 50 Hz frames, 4 x 1024 codes = 2 kbps).
+
+    ``quantizer_dropout`` trains with a random 1..K codebooks per batch so that fewer also
+    decode (Zeghidour et al. 2021, SoundStream, sec. 3.3). Raises ConfigError for values out of range.
+    """
+
+    sample_rate: int = 32000  #: audio rate in Hz
+    channels: int = 32  #: encoder width after the stem, doubled at every stride
+    strides: tuple[int, ...] = (4, 5, 4, 8)  #: downsampling factors; product = hop length in samples
+    dim: int = 128  #: latent dimension D per frame
+    num_codebooks: int = 4  #: K, the RVQ codebooks
+    codebook_size: int = 1024  #: N codes per codebook (log2(N) bits each)
+    quantizer_dropout: bool = True
+    dilations: tuple[int, ...] = (1, 3)  #: dilation of each residual unit of a stage
+    kernel_size: int = 7  #: odd kernel of the first and last convolutions
+    dead_code_threshold: float = 2.0  #: RVQ codes used fewer times per batch (EMA) are restarted
+    ema_decay: float = 0.99  #: EMA decay of the codebooks
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
+        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
+        sizes = (
+            self.sample_rate,
+            self.channels,
+            self.dim,
+            self.num_codebooks,
+            *self.strides,
+            *self.dilations,
+        )
+        if not self.strides or min(sizes) < 1 or self.codebook_size < 2 or self.kernel_size % 2 == 0:
+            raise ConfigError(
+                f"invalid codec config (sizes >= 1, codebook_size >= 2, odd kernel_size): {self}"
+            )
+
+    @property
+    def hop_length(self) -> int:
+        """Samples per frame: the product of the strides."""
+        return math.prod(self.strides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "strides": list(self.strides),
+            "dilations": list(self.dilations),
+            "kind": KIND,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        """Inverse of :meth:`to_dict`, ignoring other keys; CheckpointError if ``kind`` is not ``"codec"``."""
+        if data.get("kind") != KIND:
+            raise CheckpointError(f"not a codec config (kind={data.get('kind')!r})")
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def hash(self) -> str:
+        """16 hex digits identifying this configuration."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Module:
+    """Conv1d keeping ``N / stride`` frames for N a multiple of ``stride`` (strided: kernel ``2 s``)."""
+    pad = (stride + 1) // 2 if stride > 1 else (kernel - 1) * dilation // 2
+    return _weight_norm(nn.Conv1d(cin, cout, kernel, stride=stride, dilation=dilation, padding=pad))
+
+
+class ResidualUnit(nn.Module):
+    """``x + Conv1d_k1(ELU(Conv1d_k3,dilated(ELU(x))))`` through half the channels."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        half = max(1, channels // 2)
+        self.block = nn.Sequential(
+            nn.ELU(), _conv(channels, half, 3, dilation=dilation), nn.ELU(), _conv(half, channels, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class Upsample(nn.Module):
+    """ConvTranspose1d (kernel ``2 s``, stride ``s``): ``[B, C, T] -> [B, C', T * s]`` exactly."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.stride = stride
+        self.conv = _weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride=stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = self.stride // 2  # the transposed conv gives T * s + s samples
+        return self.conv(x)[..., left : left + x.shape[-1] * self.stride]
+
+
+class SEANetEncoder(nn.Sequential):
+    """``wav [B, 1, N] -> latents [B, dim, N / hop_length]`` for N a multiple of the hop length."""
+
+    def __init__(self, cfg: CodecConfig):
+        width = cfg.channels
+        layers: list[nn.Module] = [_conv(1, width, cfg.kernel_size)]
+        for stride in cfg.strides:
+            layers += [ResidualUnit(width, d) for d in cfg.dilations]
+            layers += [nn.ELU(), _conv(width, 2 * width, 2 * stride, stride=stride)]
+            width *= 2
+        super().__init__(*layers, nn.ELU(), _conv(width, cfg.dim, cfg.kernel_size))
+
+
+class SEANetDecoder(nn.Sequential):
+    """``latents [B, dim, T] -> wav [B, 1, T * hop_length]``, the mirror of :class:`SEANetEncoder`."""
+
+    def __init__(self, cfg: CodecConfig):
+        width = cfg.channels * 2 ** len(cfg.strides)
+        layers: list[nn.Module] = [_conv(cfg.dim, width, cfg.kernel_size)]
+        for stride in reversed(cfg.strides):
+            layers += [nn.ELU(), Upsample(width, width // 2, stride)]
+            width //= 2
+            layers += [ResidualUnit(width, d) for d in cfg.dilations]
+        super().__init__(*layers, nn.ELU(), _conv(width, 1, cfg.kernel_size))
+
+
+class CodecOutput(NamedTuple):
+    """What :meth:`Codec.forward` returns."""
+
+    audio: torch.Tensor  #: reconstruction float32 ``[B, 1, N]`` (the input's N)
+    codes: torch.Tensor  #: int64 ``[B, n_q, ceil(N / hop_length)]``
+    commit_loss: torch.Tensor  #: float32 scalar RVQ commitment loss
+    perplexity: torch.Tensor  #: float32 ``[n_q]`` codebook perplexity in this batch
+
+
+class Codec(nn.Module):
+    """Encoder + RVQ + decoder; see the module docstring.
+
+    Properties: ``sample_rate`` (Hz), ``hop_length`` (samples per frame), ``frame_rate``
+    (frames per second), ``num_codebooks`` (K), ``codebook_size`` (N).
+    """
+
+    def __init__(self, config: CodecConfig | None = None):
+        super().__init__()
+        cfg = self.config = config or CodecConfig()
+        self.encoder = SEANetEncoder(cfg)
+        self.quantizer = ResidualVectorQuantizer(
+            cfg.dim, cfg.num_codebooks, cfg.codebook_size, quantizer_dropout=cfg.quantizer_dropout,
+            decay=cfg.ema_decay, dead_code_threshold=cfg.dead_code_threshold,
+        )  # fmt: skip
+        self.decoder = SEANetDecoder(cfg)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.sample_rate / self.config.hop_length
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.config.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames ``ceil(num_samples / hop_length)`` that :meth:`encode` gives for ``num_samples``."""
+        return -(-int(num_samples) // self.hop_length)
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Bitrate in kbps of ``n_q`` codebooks (default K): ``n_q * frame_rate * log2(N) / 1000``."""
+        return self.quantizer.bitrate(self.frame_rate, n_q) / 1000.0
+
+    def fingerprint(self) -> dict[str, str]:
+        """``{"config_hash", "weights_hash"}`` (16 hex digits each): which codec made a set of codes."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return {"config_hash": self.config.hash(), "weights_hash": digest.hexdigest()[:16]}
+
+    def _check_wav(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """``wav`` checked and zero-padded to a multiple of ``hop_length``."""
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            raise ConfigError(
+                f"audio at {sample_rate} Hz given to a {self.sample_rate} Hz codec; resample it first "
+                "(encode_audio resamples files and arrays)"
+            )
+        if not isinstance(wav, torch.Tensor) or not wav.is_floating_point():
+            raise AudioError(f"the waveform must be a float torch.Tensor, got {type(wav).__name__}")
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise AudioError(
+                f"the codec takes mono audio [B, 1, N], got shape {tuple(wav.shape)}; "
+                "downmix multi-channel audio first (encode_audio does)"
+            )
+        if wav.numel() == 0:
+            raise AudioError(f"the waveform is empty (shape {tuple(wav.shape)})")
+        if not bool(torch.isfinite(wav).all()):
+            raise AudioError("the waveform contains NaN or infinite samples")
+        pad = self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]
+        return F.pad(wav.float(), (0, pad))
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
+        """Encode, quantize (training mode: update the codebooks) and decode ``wav [B, 1, N]``.
+
+        ``n_q=None`` uses K codebooks (in training with quantizer dropout: a random 1..K).
+
+        Raises:
+            AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
+        """
+        q = self.quantizer(self.encoder(self._check_wav(wav)), n_q)
+        audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
+        return CodecOutput(audio, q.codes, q.commit_loss, q.perplexity)
+
+    @torch.no_grad()
+    def encode(
+        self, wav: torch.Tensor, n_q: int | None = None, sample_rate: int | None = None
+    ) -> torch.Tensor:
+        """Codes int64 ``[B, n_q, ceil(N / hop_length)]`` of mono audio float ``[B, 1, N]`` in [-1, 1].
+
+        ``n_q``: codebooks, 1..K (default K); ``sample_rate`` (Hz): checked against the codec's if given.
+
+        Raises:
+            AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
+            ConfigError: another sample rate, or ``n_q`` outside 1..K.
+        """
+        wav = self._check_wav(wav, sample_rate).to(self.quantizer.layers[0].codebook.device)
+        return self.quantizer.encode(self.encoder(wav), n_q)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Audio float32 ``[B, 1, T * hop_length]``, clamped to [-1, 1], of codes int ``[B, n_q, T]``.
+
+        Any ``1 <= n_q <= K`` works: the first n_q codebooks (fewer give coarser audio).
+
+        Raises:
+            ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
+        """
+        shape = tuple(getattr(codes, "shape", ()))
+        if not isinstance(codes, torch.Tensor) or len(shape) != 3 or not 1 <= shape[1] <= self.num_codebooks:
+            raise ConfigError(
+                f"codes must be an int tensor [B, 1..{self.num_codebooks}, T], got shape {shape}"
+            )
+        if codes.numel() == 0:
+            raise ConfigError(f"codes are empty (shape {shape})")
+        latents = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.device))
+        return self.decoder(latents).clamp(-1.0, 1.0)
+
+    def save_pretrained(
+        self,
+        path: PathLike,
+        extra_config: dict[str, Any] | None = None,
+        extra_files: Callable[[Path], None] | None = None,
+        half: bool = False,
+    ) -> Path:
+        """Write ``model.safetensors`` and ``config.json`` (``kind: "codec"``) to the folder ``path``.
+
+        ``half`` stores float tensors as float16 (half the size; loaded back as float32).
+        ``extra_files`` may add files to the temporary folder before it is renamed into place.
+        """
+        state = {k: v.half() if half and v.is_floating_point() else v for k, v in self.state_dict().items()}
+        config = {**self.config.to_dict(), "weights_dtype": "float16" if half else "float32"}
+        config.update(extra_config or {})
+        return write_checkpoint(path, state, config, extra=extra_files)
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike[str] = DEFAULT_CODEC_CHECKPOINT, map_location: str = "cpu"
+    ):
+        """Load a codec written by :meth:`save_pretrained`, in eval mode (default: the shipped one).
+
+        Raises:
+            CheckpointError: missing or corrupt folder, not a codec (``kind``), or weights that do not match.
+        """
+        tensors, raw = read_checkpoint(path)
+        try:
+            model = cls(CodecConfig.from_dict(raw))
+        except (TypeError, ValueError, ConfigError, CheckpointError) as exc:
+            raise CheckpointError(f"checkpoint {path} is not a usable codec: {exc}") from exc
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+        load_state(model, {k: v.to(dtypes.get(k, v.dtype)) for k, v in tensors.items()}, path)
+        model.checkpoint_config = raw
+        return model.to(map_location).eval()
+
+
+def encode_audio(
+    codec: Codec,
+    audio: AudioLike,
+    sample_rate: int | None = None,
+    n_q: int | None = None,
+    offset: float = 0.0,
+    duration: float | None = None,
+) -> torch.Tensor:
+    """Codes int64 ``[1, n_q, T]`` of a file or array, downmixed to mono, resampled to the codec's rate.
+
+    Args:
+        audio: a file soundfile reads (WAV, FLAC, OGG, ...) or an array ``[channels, samples]``.
+        sample_rate: the rate in Hz of an array (required for arrays).
+        n_q: codebooks, 1..K (default K).
+        offset, duration: seconds to skip / to read (files only; ``None``: to the end).
+
+    Raises:
+        AudioError: unreadable, empty or NaN/inf audio, or an array without ``sample_rate``.
+    """
+    wav, _ = load_audio(audio, codec.sample_rate, True, sample_rate, offset, duration)
+    return codec.encode(torch.from_numpy(wav)[None], n_q)
