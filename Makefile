@@ -8,13 +8,18 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := fluidsynth libfluidsynth3 timgm6mb-soundfont
+# Real audio and a second SoundFont for the tests of the codec, audio LM and transcriber
+# (Wesnoth's recorded game music as OGG; FluidR3 GM), and opus-tools for the codec comparison.
+TEST_PACKAGES := $(SYSTEM_PACKAGES) wesnoth-1.16-music fluid-soundfont-gm opus-tools
 DEMO_PROMPT := data/jsb/test/jsb_test_000.mid
 
-.PHONY: demo test install system lint clean
+.PHONY: demo test install system system-test lint clean
 
-system:
+system-test: PACKAGES = $(TEST_PACKAGES)
+system: PACKAGES = $(SYSTEM_PACKAGES)
+system system-test:
 	@missing=""; \
-	for pkg in $(SYSTEM_PACKAGES); do \
+	for pkg in $(PACKAGES); do \
 		dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -44,7 +49,7 @@ demo: install
 		--out out/demo.mid --wav out/demo.wav
 	@echo "demo written: $(CURDIR)/out/demo.mid and $(CURDIR)/out/demo.wav"
 
-lint: install
+lint: system-test install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

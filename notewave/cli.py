@@ -17,6 +17,9 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
+    from notewave.audio import codec_train, lm_train
+    from notewave.audio.generate import add_generate_cli as add_generate_audio_cli
+    from notewave.bridge import transcribe
     from notewave.bridge.render import add_cli as add_render_cli
     from notewave.commands import symbolic as symbolic_commands
     from notewave.symbolic import datasets
@@ -25,12 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"notewave {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     datasets.add_cli(sub)
-    train = sub.add_parser("train", help="train a model (symbolic, ...)")
+    train = sub.add_parser("train", help="train a model (symbolic, codec, audio-lm, transcriber)")
     train_sub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
     symbolic_commands.add_train_cli(train_sub)
+    codec_train.add_cli(train_sub)
+    lm_train.add_cli(train_sub)
+    transcribe.add_cli(train_sub)
     symbolic_commands.add_generate_cli(sub)
     symbolic_commands.add_eval_cli(sub)
     add_render_cli(sub)
+    transcribe.add_transcribe_cli(sub)
+    codec_train.add_codec_cli(sub)
+    add_generate_audio_cli(sub)
     return parser
 
 

@@ -35,7 +35,14 @@ from notewave.paths import DATA_DIR
 DEFAULT_CODEC_CHECKPOINT = DATA_DIR / "checkpoints" / "codec"
 KIND = "codec"
 PathLike = str | os.PathLike[str]
-_weight_norm = nn.utils.parametrizations.weight_norm
+
+
+def _weight_norm(conv: nn.Module, fan_in: int, gain: float = 1.0) -> nn.Module:
+    """Init N(0, gain^2 / fan_in) and zero bias (PyTorch's default shrinks the signal under large
+    bias offsets, so the latents barely vary and training stalls), then weight norm."""
+    nn.init.normal_(conv.weight, std=gain / math.sqrt(fan_in))
+    nn.init.zeros_(conv.bias)
+    return nn.utils.parametrizations.weight_norm(conv)
 
 
 @dataclass(frozen=True)
@@ -99,10 +106,11 @@ class CodecConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _conv(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1) -> nn.Module:
-    """Conv1d keeping ``N / stride`` frames for N a multiple of ``stride`` (strided: kernel ``2 s``)."""
-    pad = (stride + 1) // 2 if stride > 1 else (kernel - 1) * dilation // 2
-    return _weight_norm(nn.Conv1d(cin, cout, kernel, stride=stride, dilation=dilation, padding=pad))
+def _conv(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1, gain: float = 1.0) -> nn.Module:
+    """Conv1d (kernel ``k``) keeping ``N / stride`` frames for N a multiple of ``stride`` (``k = 2 s``)."""
+    pad = (stride + 1) // 2 if stride > 1 else (k - 1) * dilation // 2
+    conv = nn.Conv1d(cin, cout, k, stride=stride, dilation=dilation, padding=pad)
+    return _weight_norm(conv, cin * k, gain)
 
 
 class ResidualUnit(nn.Module):
@@ -110,10 +118,9 @@ class ResidualUnit(nn.Module):
 
     def __init__(self, channels: int, dilation: int):
         super().__init__()
-        half = max(1, channels // 2)
-        self.block = nn.Sequential(
-            nn.ELU(), _conv(channels, half, 3, dilation=dilation), nn.ELU(), _conv(half, channels, 1)
-        )
+        half = max(1, channels // 2)  # the residual branch starts small (gain 0.5)
+        self.block = nn.Sequential(nn.ELU(), _conv(channels, half, 3, dilation=dilation))
+        self.block.extend([nn.ELU(), _conv(half, channels, 1, gain=0.5)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
@@ -125,7 +132,7 @@ class Upsample(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.stride = stride
-        self.conv = _weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride=stride))
+        self.conv = _weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride=stride), 2 * cin)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         left = self.stride // 2  # the transposed conv gives T * s + s samples
@@ -204,8 +211,7 @@ class Codec(nn.Module):
     def codebook_size(self) -> int:
         return self.config.codebook_size
 
-    def num_frames(self, num_samples: int) -> int:
-        """Frames ``ceil(num_samples / hop_length)`` that :meth:`encode` gives for ``num_samples``."""
+    def num_frames(self, num_samples: int) -> int:  # what encode gives: ceil(num_samples / hop_length)
         return -(-int(num_samples) // self.hop_length)
 
     def bitrate(self, n_q: int | None = None) -> float:
@@ -219,19 +225,18 @@ class Codec(nn.Module):
             digest.update(name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes())
         return {"config_hash": self.config.hash(), "weights_hash": digest.hexdigest()[:16]}
 
-    def _check_wav(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
-        """``wav`` checked and zero-padded to a multiple of ``hop_length``."""
+    def _check_wav(
+        self, wav: torch.Tensor, sample_rate: int | None = None
+    ) -> torch.Tensor:  # checked, padded
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise ConfigError(
-                f"audio at {sample_rate} Hz given to a {self.sample_rate} Hz codec; resample it first "
-                "(encode_audio resamples files and arrays)"
+                f"audio at {sample_rate} Hz for a {self.sample_rate} Hz codec (encode_audio resamples)"
             )
         if not isinstance(wav, torch.Tensor) or not wav.is_floating_point():
             raise AudioError(f"the waveform must be a float torch.Tensor, got {type(wav).__name__}")
         if wav.dim() != 3 or wav.shape[1] != 1:
             raise AudioError(
-                f"the codec takes mono audio [B, 1, N], got shape {tuple(wav.shape)}; "
-                "downmix multi-channel audio first (encode_audio does)"
+                f"the codec takes mono [B, 1, N], got {tuple(wav.shape)} (encode_audio downmixes)"
             )
         if wav.numel() == 0:
             raise AudioError(f"the waveform is empty (shape {tuple(wav.shape)})")
@@ -269,18 +274,15 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Audio float32 ``[B, 1, T * hop_length]``, clamped to [-1, 1], of codes int ``[B, n_q, T]``.
-
-        Any ``1 <= n_q <= K`` works: the first n_q codebooks (fewer give coarser audio).
+        """Audio float32 ``[B, 1, T * hop_length]`` in [-1, 1] (clamped) of codes int ``[B, n_q, T]``, any
+        ``1 <= n_q <= K`` (the first n_q codebooks; fewer give coarser audio).
 
         Raises:
             ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
         """
         shape = tuple(getattr(codes, "shape", ()))
         if not isinstance(codes, torch.Tensor) or len(shape) != 3 or not 1 <= shape[1] <= self.num_codebooks:
-            raise ConfigError(
-                f"codes must be an int tensor [B, 1..{self.num_codebooks}, T], got shape {shape}"
-            )
+            raise ConfigError(f"codes must be an int tensor [B, 1..{self.num_codebooks}, T], not {shape}")
         if codes.numel() == 0:
             raise ConfigError(f"codes are empty (shape {shape})")
         latents = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.device))
@@ -293,20 +295,16 @@ class Codec(nn.Module):
         extra_files: Callable[[Path], None] | None = None,
         half: bool = False,
     ) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` (``kind: "codec"``) to the folder ``path``.
-
-        ``half`` stores float tensors as float16 (half the size; loaded back as float32).
-        ``extra_files`` may add files to the temporary folder before it is renamed into place.
-        """
+        """Write ``model.safetensors`` and ``config.json`` (``kind: "codec"``) to the folder ``path``
+        atomically; ``half`` stores float tensors as float16 (loaded back as float32); ``extra_files``
+        may add files to the temporary folder first."""
         state = {k: v.half() if half and v.is_floating_point() else v for k, v in self.state_dict().items()}
         config = {**self.config.to_dict(), "weights_dtype": "float16" if half else "float32"}
         config.update(extra_config or {})
         return write_checkpoint(path, state, config, extra=extra_files)
 
     @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike[str] = DEFAULT_CODEC_CHECKPOINT, map_location: str = "cpu"
-    ):
+    def from_pretrained(cls, path: PathLike = DEFAULT_CODEC_CHECKPOINT, map_location: str = "cpu") -> Codec:
         """Load a codec written by :meth:`save_pretrained`, in eval mode (default: the shipped one).
 
         Raises:

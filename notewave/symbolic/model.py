@@ -118,17 +118,25 @@ class MidiLM(nn.Module):
         path: str | os.PathLike[str],
         extra_config: dict[str, Any] | None = None,
         extra_files: Callable[[Path], None] | None = None,
+        dtype: torch.dtype | None = None,
     ) -> Path:
         """Write ``model.safetensors``, ``config.json`` and ``tokenizer.json`` to the folder ``path``
-        atomically (``extra_files`` may add more files to the temporary folder first)."""
+        atomically (``extra_files`` may add more files to the temporary folder first).
+
+        ``dtype`` (e.g. ``torch.float16``) stores the weights in a smaller type; they are cast
+        back to the model's type on loading.
+        """
         config = {**self.config.to_dict(), **(extra_config or {})}
+        state = self.state_dict()
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
 
         def add_files(folder: Path) -> None:
             self.tokenizer.save(folder)
             if extra_files is not None:
                 extra_files(folder)
 
-        return write_checkpoint(path, self.state_dict(), config, extra=add_files)
+        return write_checkpoint(path, state, config, extra=add_files)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], map_location: str = "cpu") -> MidiLM:

@@ -1,0 +1,133 @@
+"""Speed of the audio stack: codec encode/decode, LM generation per codebook pattern, KV-cache speed-up.
+
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/audio.py [--seconds 2] [--config small]``
+
+* Codec (only when ``data/checkpoints/codec`` exists): encode and decode of 10 s of real music
+  (Wesnoth "battle", or noise when the Debian package is missing), in x real time.
+* LM per pattern (parallel, delay, flatten, coarse_first): **random-weight** LMs of the named size
+  (default ``small``: d_model 128, 4 layers) over the shipped codec's K and N (4 x 1024 by
+  default), generating ``--seconds`` of codes unconditionally with CFG 1 and with CFG 3 (batch
+  2), KV cache on. Weights do not change the speed, so untrained models are fine for comparing
+  patterns. Columns: decoding steps per second of audio, generation wall time and real-time
+  factor (RTF = wall time / audio duration; < 1 is faster than real time). Codec decoding is not
+  included (see the codec rows).
+* KV-cache speed-up: the same generation recomputing the whole sequence at every step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from notewave.audio.codec import Codec, CodecConfig
+from notewave.audio.conditioning import ConditionConfig, Conditions
+from notewave.audio.generate import generate_codes
+from notewave.audio.lm import AudioLM
+from notewave.audio.lm_train import config_for
+from notewave.audio.patterns import PATTERNS
+from notewave.core.sampling import sample
+from notewave.paths import DATA_DIR
+
+WESNOTH = "/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg"
+
+
+def best_of(fn: Any, repeats: int = 2) -> float:
+    """Best wall time in seconds of ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@torch.no_grad()
+def generate_without_cache(model: AudioLM, cond: Conditions, frames: int, seed: int = 0) -> torch.Tensor:
+    """The decoding loop of :func:`notewave.audio.generate.generate_window` (CFG 1) without a KV cache."""
+    g = torch.Generator().manual_seed(seed)
+    layout = model.pattern.step_positions(frames)
+    seq = torch.full((1, model.num_codebooks, layout.shape[1]), model.special, dtype=torch.long)
+    for step in range(layout.shape[1]):
+        logits = model(model.input_tokens(seq)[:, :, : step + 1], cond)[:, :, -1]
+        drawn = sample(logits.reshape(model.num_codebooks, -1), top_k=250, generator=g).view(1, -1)
+        seq[:, :, step] = torch.where(layout[:, step] >= 0, drawn, seq[:, :, step])
+    return model.pattern.revert(seq, frames)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="audio generated per run (default 2)")
+    parser.add_argument("--config", default="small", help="LM size (default small)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    shipped = DATA_DIR / "checkpoints" / "codec"
+    have_codec = (shipped / "config.json").is_file()
+    codec = Codec.from_pretrained(shipped) if have_codec else Codec(CodecConfig()).eval()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU")
+
+    if have_codec:
+        from notewave.core.audio_io import load_audio
+
+        try:
+            wav, _ = load_audio(WESNOTH, codec.sample_rate, offset=20.0, duration=10.0)
+        except Exception:
+            wav = (0.1 * np.random.default_rng(0).standard_normal((1, 10 * codec.sample_rate))).astype(
+                np.float32
+            )
+        x = torch.from_numpy(wav)[None]
+        seconds = x.shape[-1] / codec.sample_rate
+        codes = codec.encode(x)
+        enc = best_of(lambda: codec.encode(x))
+        dec = best_of(lambda: codec.decode(codes))
+        print("\n| codec (shipped) | wall s for 10 s | x real time |")
+        print("| --- | --- | --- |")
+        print(f"| encode | {enc:.3f} | {seconds / enc:.1f} |")
+        print(f"| decode | {dec:.3f} | {seconds / dec:.1f} |")
+    else:
+        print("\n(no codec at data/checkpoints/codec: codec rows skipped)")
+
+    frames = max(1, round(args.seconds * codec.frame_rate))
+    print(
+        f"\nLM: random-weight '{args.config}' models, K={codec.num_codebooks}, N={codec.codebook_size}, "
+        f"{codec.frame_rate:g} Hz frames; {args.seconds:g} s = {frames} frames, window 5 s, top-k 250"
+    )
+    print(
+        "\n| pattern | steps per s of audio | wall s (CFG 1) | RTF (CFG 1) | wall s (CFG 3) | RTF (CFG 3) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    conditions = ConditionConfig(["demo"], text=True, melody=True)
+    models = {}
+    for pattern in PATTERNS:
+        model = AudioLM(config_for(args.config, codec, pattern, 5.0, conditions)).eval()
+        models[pattern] = model
+        cond = Conditions.empty(1, frames)
+        times = [
+            best_of(lambda m=model, c=cond, g=cfg: generate_codes(m, c, frames, cfg_coef=g), repeats=1)
+            for cfg in (1.0, 3.0)
+        ]
+        steps = model.pattern.num_steps(frames) / args.seconds
+        print(
+            f"| {pattern} | {steps:.0f} | {times[0]:.2f} | {times[0] / args.seconds:.2f} | "
+            f"{times[1]:.2f} | {times[1] / args.seconds:.2f} |"
+        )
+
+    print("\n| KV cache (delay, CFG 1) | wall s | speed-up |")
+    print("| --- | --- | --- |")
+    model = models["delay"]
+    cond = Conditions.empty(1, frames)
+    cached = best_of(
+        lambda: generate_codes(model, cond, frames, cfg_coef=1.0, generator=torch.Generator().manual_seed(0)),
+        repeats=1,
+    )
+    uncached = best_of(lambda: generate_without_cache(model, cond, frames), repeats=1)
+    print(f"| with cache | {cached:.2f} | 1.0 |")
+    print(f"| without cache | {uncached:.2f} | {uncached / cached:.2f}x slower |")
+
+
+if __name__ == "__main__":
+    main()

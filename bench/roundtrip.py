@@ -1,0 +1,216 @@
+"""Round-trip benchmark: MIDI -> FluidSynth render -> transcription -> note F1 against the MIDI.
+
+Pieces: the held-out JSB test chorales (``data/jsb/test``; the shipped transcriber never trained
+on them), the first ``--seconds`` of each (notes starting before that time, kept whole).
+Timbres: every voice set to one General MIDI program per condition, rendered with each installed
+SoundFont (TimGM6mb, FluidR3_GM) at 22.05 kHz mono. Program families:
+
+* organ (19, church organ, the chorales' own program) and piano (0): families the model trained
+  on, with unseen pieces;
+* string ensemble (48) and choir aahs (52): the GM "ensemble" family (48-55), held out of training.
+
+Metrics: ``mir_eval.transcription.precision_recall_f1_overlap`` with a 50 ms onset tolerance,
+onset-only (``offset_ratio=None``) and with offsets (within 20 % of the note or 50 ms), F1
+averaged over pieces; speed as x real time (audio seconds / transcription wall seconds, audio
+loading and resampling included) on one CPU thread. basic-pitch (Bittner et al. 2022, ICASSP;
+ONNX model, default thresholds) runs side by side when importable, else its columns are n/a.
+
+Also measured: FluidSynth render speed of whole chorales at 32 kHz, our in-process renderer
+(pyfluidsynth, ``notewave.bridge.render.render_midi``) against the ``fluidsynth`` command line
+(``fluidsynth -ni -F out.wav -r 32000 SF2 IN.mid``; includes process start and SoundFont loading).
+
+Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--json OUT]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from notewave.bridge.render import render_midi, write_wav  # noqa: E402
+from notewave.bridge.soundfont import list_soundfonts  # noqa: E402
+from notewave.bridge.transcribe import DEFAULT_TRANSCRIBER_CHECKPOINT, load_transcriber, transcribe  # noqa: E402
+from notewave.bridge.transcriber_train import load_piece, note_f1  # noqa: E402
+from notewave.paths import JSB_MIDI_DIR  # noqa: E402
+
+CONDITIONS = [  # (name, GM program, family, seen in training)
+    ("organ 19", 19, "organ", True),
+    ("piano 0", 0, "piano", True),
+    ("string ens. 48", 48, "ensemble", False),
+    ("choir 52", 52, "ensemble", False),
+]
+SOUNDFONT_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2")
+RENDER_RATE = 22050
+
+
+def excerpt(path: Path, seconds: float, program: int):
+    """The score of ``path`` in seconds, notes starting before ``seconds``, every track set to ``program``."""
+    from symusic import Score
+
+    score = Score.from_midi(path.read_bytes()).to("second").clip(0.0, seconds, clip_end=False)
+    for track in score.tracks:
+        track.program = program
+    ref = load_piece(path)
+    return score, ref[ref[:, 0] < seconds]
+
+
+def basic_pitch_runner():
+    """A function ``wav_path -> note rows [start, end, pitch]`` using basic-pitch's ONNX model on one
+    thread, or ``(None, reason)`` when basic-pitch cannot be imported."""
+    try:
+        import onnxruntime as ort
+        from basic_pitch import FilenameSuffix, build_icassp_2022_model_path
+        from basic_pitch.inference import Model, predict
+    except Exception as exc:  # ImportError, or a broken optional dependency
+        return None, f"{type(exc).__name__}: {exc}"
+    path = build_icassp_2022_model_path(FilenameSuffix.onnx)
+    model = Model(path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    model.model = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def run(wav_path: Path) -> np.ndarray:
+        _, _, events = predict(str(wav_path), model)
+        return np.array([(s, e, p) for s, e, p, *_ in events], dtype=np.float64).reshape(-1, 3)
+
+    return run, "ok"
+
+
+def rows_to_events(rows: np.ndarray):
+    from notewave.bridge.transcribe import NoteEvent
+
+    return [NoteEvent(float(s), float(e), int(p), 80) for s, e, p in rows[:, :3]]
+
+
+def transcription_table(pieces: list[Path], seconds: float, fonts: list[Path], ckpt: Path | None) -> dict:
+    """Per SoundFont and program: mean onset F1, F1 with offsets and x real time; ours and basic-pitch."""
+    load_transcriber(ckpt)  # load once, outside the timings
+    bp, bp_status = basic_pitch_runner()
+    results = {"basic_pitch": bp_status, "rows": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for font in fonts:
+            for name, program, family, seen in CONDITIONS:
+                scores = {k: [] for k in ("ours_on", "ours_off", "bp_on", "bp_off")}
+                audio_s, ours_s, bp_s = 0.0, 0.0, 0.0
+                for path in pieces:
+                    score, ref = excerpt(path, seconds, program)
+                    wav, rate = render_midi(score, RENDER_RATE, soundfont=font, tail_seconds=0.5)
+                    wav_path = write_wav(Path(tmp) / "x.wav", wav, rate)
+                    audio_s += wav.shape[1] / rate
+                    start = time.perf_counter()
+                    est = transcribe(wav_path, checkpoint=ckpt)
+                    ours_s += time.perf_counter() - start
+                    scores["ours_on"].append(note_f1(ref, est)[2])
+                    scores["ours_off"].append(note_f1(ref, est, with_offsets=True)[2])
+                    if bp is not None:
+                        start = time.perf_counter()
+                        rows = bp(wav_path)
+                        bp_s += time.perf_counter() - start
+                        scores["bp_on"].append(note_f1(ref, rows_to_events(rows))[2])
+                        scores["bp_off"].append(note_f1(ref, rows_to_events(rows), with_offsets=True)[2])
+                row = {"soundfont": font.name, "condition": name, "family": family, "seen_family": seen}
+                row.update({k: float(np.mean(v)) if v else None for k, v in scores.items()})
+                row["ours_xrt"] = audio_s / ours_s
+                row["bp_xrt"] = audio_s / bp_s if bp is not None else None
+                results["rows"].append(row)
+                print(f"  {font.name:15s} {name:15s} ours onset F1 {row['ours_on']:.3f}", flush=True)
+    return results
+
+
+def render_speed(pieces: list[Path], fonts: list[Path]) -> list[dict]:
+    """x real time of whole-chorale renders at 32 kHz: pyfluidsynth (in process) vs the fluidsynth CLI."""
+    cli = shutil.which("fluidsynth")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for font in fonts:
+            audio_py = audio_cli = t_py = t_cli = 0.0
+            for path in pieces:
+                start = time.perf_counter()
+                wav, rate = render_midi(path, 32000, soundfont=font)
+                t_py += time.perf_counter() - start
+                audio_py += wav.shape[1] / rate
+                if cli:
+                    target = Path(tmp) / "cli.wav"
+                    start = time.perf_counter()
+                    cmd = [cli, "-ni", "-q", "-F", str(target), "-r", "32000", str(font), str(path)]
+                    subprocess.run(cmd, check=True, capture_output=True)
+                    t_cli += time.perf_counter() - start
+                    import soundfile
+
+                    audio_cli += soundfile.info(str(target)).duration
+            out.append(
+                {
+                    "soundfont": font.name,
+                    "pyfluidsynth_xrt": audio_py / t_py,
+                    "cli_xrt": audio_cli / t_cli if cli else None,
+                }
+            )
+    return out
+
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return "n/a" if a is None or not b else f"{a / b:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pieces", type=int, default=4, help="JSB test chorales to use (default 4)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of each chorale (default 20)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="transcriber checkpoint (default: shipped)"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    pieces = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
+    found = {p.name: p for p in reversed(list_soundfonts()) if p.name in SOUNDFONT_NAMES}
+    fonts = [found[name] for name in SOUNDFONT_NAMES if name in found]
+    ckpt = args.checkpoint or DEFAULT_TRANSCRIBER_CHECKPOINT
+    print(f"{len(pieces)} held-out JSB test chorales x {args.seconds:g} s; checkpoint {ckpt}; one CPU thread")
+    table = transcription_table(pieces, args.seconds, fonts, args.checkpoint)
+    speed = render_speed(pieces, fonts)
+    print(f"\nbasic-pitch: {table['basic_pitch']}")
+    print(
+        "\n| SoundFont | program (family) | ours onset F1 | basic-pitch onset F1 | ratio "
+        "| ours F1 w/ offsets | basic-pitch F1 w/ offsets | ratio | ours x RT | basic-pitch x RT | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in table["rows"]:
+        fam = f"{r['family']}, {'trained family' if r['seen_family'] else 'held-out family'}"
+        print(
+            f"| {r['soundfont']} | {r['condition']} ({fam}) | {fmt(r['ours_on'])} | {fmt(r['bp_on'])} | "
+            f"{ratio(r['ours_on'], r['bp_on'])} | {fmt(r['ours_off'])} | {fmt(r['bp_off'])} | "
+            f"{ratio(r['ours_off'], r['bp_off'])} | {fmt(r['ours_xrt'], 0)} | {fmt(r['bp_xrt'], 0)} | "
+            f"{ratio(r['ours_xrt'], r['bp_xrt'])} |"
+        )
+    print("\n| SoundFont | pyfluidsynth x RT | fluidsynth CLI x RT | ratio |")
+    print("|---|---|---|---|")
+    for s in speed:
+        print(
+            f"| {s['soundfont']} | {fmt(s['pyfluidsynth_xrt'], 0)} | {fmt(s['cli_xrt'], 0)} | "
+            f"{ratio(s['pyfluidsynth_xrt'], s['cli_xrt'])} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"transcription": table, "render_speed": speed}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Objective quality of the audio codec on held-out audio, and the same numbers for Opus.
+
+Metrics (reference ``x`` and estimate ``x_hat``, mono, same rate and length):
+
+* ``mel``: multi-scale log-mel L1 distance (:class:`~notewave.audio.losses.MultiScaleMelLoss`,
+  nats per mel bin; 0 for identical audio, lower is better);
+* ``stft``: multi-scale spectral convergence + log-magnitude L1
+  (:class:`~notewave.audio.losses.MultiScaleSTFTLoss`; 0 for identical audio);
+* ``si_sdr``: scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019, "SDR -
+  half-baked or well done?"), per clip then averaged; higher is better. Waveform-matching, so
+  codecs that get the spectrum right but not the phase score low;
+* ``kbps``: bitrate, ``K * frame_rate * log2(N) / 1000`` for the codec; for Opus the payload
+  rate without the Ogg container (``opusinfo``), plus ``file_kbps`` with it;
+* codebook usage per codebook: perplexity (exp of the code-histogram entropy; 1..N) and the
+  share of dead codes (never used on these clips).
+
+Opus (RFC 6716; https://opus-codec.org) runs through ``opusenc --bitrate B`` and ``opusdec``
+from opus-tools on temporary WAV files at 48 kHz (Opus' native rate); the result is resampled
+back. Without opus-tools installed (``apt-get install opus-tools``), the Opus rows say so.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from notewave.audio.losses import MultiScaleMelLoss, MultiScaleSTFTLoss
+from notewave.audio.quantize import codebook_usage
+from notewave.core.audio_io import load_audio, resample
+from notewave.core.io import atomic_path
+from notewave.errors import AudioError, ConfigError
+
+if TYPE_CHECKING:
+    from notewave.audio.codec import Codec
+
+OPUS_RATE = 48000
+OPUS_MISSING = "opus-tools (opusenc/opusdec) is not installed: `sudo apt-get install opus-tools`"
+_MEL: dict[int, MultiScaleMelLoss] = {}
+
+
+def _batch(wav: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``[N]``, ``[1, N]`` or ``[B, 1, N]`` audio as float32 torch ``[B, 1, N]``."""
+    x = torch.as_tensor(np.asarray(wav) if not isinstance(wav, torch.Tensor) else wav).float().cpu()
+    if x.dim() == 1:
+        x = x[None, None]
+    elif x.dim() == 2:
+        x = x[:, None]
+    if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] == 0:
+        raise AudioError(f"metrics need mono audio [N], [B, N] or [B, 1, N], got shape {tuple(x.shape)}")
+    return x
+
+
+def _pair(reference: Any, estimate: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    ref, est = _batch(reference), _batch(estimate)
+    if ref.shape != est.shape:
+        raise AudioError(f"reference {tuple(ref.shape)} and estimate {tuple(est.shape)} differ in shape")
+    return ref, est
+
+
+@torch.no_grad()
+def mel_distance(reference: Any, estimate: Any, sample_rate: int) -> float:
+    """Multi-scale log-mel L1 distance (nats per bin) between two mono signals at ``sample_rate`` Hz."""
+    ref, est = _pair(reference, estimate)
+    if sample_rate not in _MEL:
+        _MEL[sample_rate] = MultiScaleMelLoss(sample_rate)
+    return float(_MEL[sample_rate](est, ref))
+
+
+@torch.no_grad()
+def stft_distance(reference: Any, estimate: Any) -> float:
+    """Multi-scale spectral convergence + log-magnitude L1 distance between two mono signals."""
+    ref, est = _pair(reference, estimate)
+    return float(MultiScaleSTFTLoss()(est, ref))
+
+
+def si_sdr(reference: Any, estimate: Any, eps: float = 1e-8) -> float:
+    """Scale-invariant SDR in dB, averaged over the batch (zero-mean signals; ~ +80 dB for identical ones)."""
+    ref, est = (x[:, 0].double() for x in _pair(reference, estimate))
+    ref, est = ref - ref.mean(-1, keepdim=True), est - est.mean(-1, keepdim=True)
+    scale = (est * ref).sum(-1, keepdim=True) / (ref.pow(2).sum(-1, keepdim=True) + eps)
+    target = scale * ref
+    ratio = (target.pow(2).sum(-1) + eps) / ((est - target).pow(2).sum(-1) + eps)
+    return float((10 * torch.log10(ratio)).mean())
+
+
+def bitrate_kbps(num_codebooks: int, frame_rate: float, codebook_size: int) -> float:
+    """Bitrate in kbps of K codebooks of N codes at ``frame_rate`` Hz: ``K * frame_rate * log2(N) / 1000``."""
+    return num_codebooks * frame_rate * math.log2(codebook_size) / 1000.0
+
+
+def plot_codebook_usage(codes: torch.Tensor, codebook_size: int, path: str | os.PathLike[str]) -> Path:
+    """Bar plots (one per codebook) of code counts, most used first, to a PNG written atomically.
+
+    ``codes``: int ``[B, K, T]``. Each panel's title gives its perplexity and dead-code share.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    usage = codebook_usage(codes, codebook_size)
+    k = codes.shape[1]
+    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 2.8), squeeze=False, sharey=True)
+    for i, ax in enumerate(axes[0]):
+        counts = torch.bincount(codes[:, i].reshape(-1).long(), minlength=codebook_size).sort(descending=True)
+        ax.bar(np.arange(codebook_size), counts.values.numpy(), width=1.0, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_title(
+            f"codebook {i}: ppl {usage['perplexity'][i]:.0f}/{codebook_size}, "
+            f"dead {100 * usage['dead_share'][i]:.0f}%",
+            fontsize=8,
+        )
+        ax.set_xlabel("code (by use)", fontsize=8)
+    axes[0][0].set_ylabel("frames", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def opus_available() -> bool:
+    """Whether ``opusenc`` and ``opusdec`` are on the PATH."""
+    return shutil.which("opusenc") is not None and shutil.which("opusdec") is not None
+
+
+def opus_roundtrip(wav: Any, sample_rate: int, bitrate: float = 6.0) -> tuple[np.ndarray, float, float]:
+    """Encode mono ``wav`` ([N] or [1, N], ``sample_rate`` Hz) with Opus at ``bitrate`` kbps and decode it.
+
+    Returns:
+        ``(decoded float32 [1, N] at sample_rate, payload kbps, file kbps)``: the payload rate
+        leaves out the Ogg container (as ``opusinfo`` reports it; the file rate when opusinfo
+        is missing), comparable to the codec's raw code bits; the file rate includes it.
+
+    Raises:
+        ConfigError: opus-tools missing, or opusenc/opusdec failed.
+    """
+    import soundfile as sf
+
+    if not opus_available():
+        raise ConfigError(OPUS_MISSING)
+    x = _batch(wav)[0].numpy()
+    with tempfile.TemporaryDirectory(prefix="notewave-opus-") as folder:
+        src, coded, out = (Path(folder) / name for name in ("in.wav", "coded.opus", "out.wav"))
+        sf.write(src, resample(x, sample_rate, OPUS_RATE).T, OPUS_RATE, subtype="FLOAT")
+        for cmd in (
+            ["opusenc", "--quiet", "--bitrate", f"{bitrate:g}", str(src), str(coded)],
+            ["opusdec", "--quiet", "--rate", str(OPUS_RATE), str(coded), str(out)],
+        ):
+            result = subprocess.run(cmd, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ConfigError(f"{cmd[0]} failed ({result.returncode}): {result.stderr.strip()[:300]}")
+        file_kbps = payload = coded.stat().st_size * 8 / (x.shape[-1] / sample_rate) / 1000.0
+        if shutil.which("opusinfo"):
+            info = subprocess.run(["opusinfo", str(coded)], capture_output=True, text=True).stdout
+            found = re.search(r"w/o overhead: ([0-9.]+) kbit/s", info)
+            payload = float(found.group(1)) if found else payload
+        decoded, _ = load_audio(out, sample_rate)
+    decoded = decoded[:, : x.shape[-1]]
+    return np.pad(decoded, ((0, 0), (0, x.shape[-1] - decoded.shape[-1]))), payload, file_kbps
+
+
+def heldout_clips(
+    files: Sequence[str | os.PathLike[str]], sample_rate: int, seconds: float = 5.0, per_track: int = 2
+) -> tuple[torch.Tensor, list[str]]:
+    """Evenly spaced clips of ``seconds`` from each file (mono, ``sample_rate`` Hz), skipping near-silence.
+
+    Returns:
+        ``(clips float32 [M, 1, seconds * sample_rate], names "file@start_s")``.
+    """
+    length = int(round(seconds * sample_rate))
+    clips, names = [], []
+    for file in files:
+        wav, _ = load_audio(file, sample_rate)
+        wav = np.pad(wav[0], (0, max(0, length - wav.shape[-1])))
+        starts = np.linspace(0, wav.shape[-1] - length, per_track + 2)[1:-1].astype(int)
+        for start in sorted(set(starts.tolist())):
+            clip = wav[start : start + length]
+            if np.sqrt(np.mean(clip**2)) > 1e-3:
+                clips.append(torch.from_numpy(np.ascontiguousarray(clip)))
+                names.append(f"{Path(file).name}@{start / sample_rate:.1f}s")
+    if not clips:
+        raise AudioError("no non-silent held-out clips in the given files")
+    return torch.stack(clips)[:, None], names
+
+
+def _scores(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> dict[str, float]:
+    return {
+        "mel": round(mel_distance(reference, estimate, sample_rate), 4),
+        "stft": round(stft_distance(reference, estimate), 4),
+        "si_sdr": round(si_sdr(reference, estimate), 2),
+    }
+
+
+@torch.no_grad()
+def evaluate_codec(
+    codec: Codec,
+    clips: torch.Tensor,
+    n_q: Sequence[int] | None = None,
+    opus_bitrates: Sequence[float] = (6.0,),
+    plot: str | os.PathLike[str] | None = None,
+    batch_size: int = 4,
+) -> dict[str, Any]:
+    """Metrics of ``codec`` with each of ``n_q`` codebooks (default: K) and of Opus at ``opus_bitrates`` kbps.
+
+    Args:
+        clips: float32 ``[M, 1, N]`` at ``codec.sample_rate`` (e.g. from :func:`heldout_clips`).
+        plot: write the codebook-usage bar plot (all K codebooks) to this PNG.
+
+    Returns:
+        ``{"clips", "seconds", "rows": [{"system", "kbps", "mel", "stft", "si_sdr", ...}], "opus"}``;
+        codec rows also hold ``perplexity`` and ``dead_share`` per codebook; ``opus`` is
+        ``"ok"`` or why Opus was skipped.
+    """
+    codec.eval()
+    codes = torch.cat([codec.encode(c) for c in clips.split(batch_size)])
+    rows = []
+    for k in n_q or [codec.num_codebooks]:
+        audio = torch.cat([codec.decode(c[:, :k]) for c in codes.split(batch_size)])[..., : clips.shape[-1]]
+        row = {"system": f"notewave codec, {k} codebook{'s' * (k > 1)}", "kbps": round(codec.bitrate(k), 3)}
+        row.update(_scores(clips, audio, codec.sample_rate))
+        row.update(
+            {
+                key: [round(v, 3) for v in vals]
+                for key, vals in codebook_usage(codes[:, :k], codec.codebook_size).items()
+            }
+        )
+        rows.append(row)
+    opus = "ok" if opus_available() else OPUS_MISSING
+    for rate in opus_bitrates if opus == "ok" else ():
+        decoded, sizes = [], []
+        for clip in clips:
+            out, payload, file_kbps = opus_roundtrip(clip[0].numpy(), codec.sample_rate, rate)
+            decoded.append(torch.from_numpy(out))
+            sizes.append((payload, file_kbps))
+        payload, file_kbps = np.mean(sizes, axis=0).tolist()
+        row = {
+            "system": f"Opus --bitrate {rate:g}",
+            "kbps": round(payload, 3),
+            "file_kbps": round(file_kbps, 3),
+        }
+        rows.append({**row, **_scores(clips, torch.stack(decoded), codec.sample_rate)})
+    if plot is not None:
+        plot_codebook_usage(codes, codec.codebook_size, plot)
+    seconds = clips.shape[0] * clips.shape[-1] / codec.sample_rate
+    return {"clips": int(clips.shape[0]), "seconds": round(seconds, 1), "rows": rows, "opus": opus}
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text (Markdown) table of :func:`evaluate_codec` rows."""
+    lines = [
+        "| system | kbps | mel dist | STFT dist | SI-SDR (dB) | perplexity per codebook |",
+        "|---" * 6 + "|",
+    ]
+    for row in result["rows"]:
+        ppl = " ".join(f"{p:.0f}" for p in row.get("perplexity", [])) or "-"
+        cells = [row["system"], f"{row['kbps']:.2f}", f"{row['mel']:.3f}", f"{row['stft']:.3f}"]
+        lines.append("| " + " | ".join([*cells, f"{row['si_sdr']:.2f}", ppl]) + " |")
+    if result.get("opus", "ok") != "ok":
+        lines.append(f"\nOpus skipped: {result['opus']}")
+    return "\n".join(lines)

@@ -1,0 +1,556 @@
+"""Training data and ``notewave train codec``; code files and ``notewave codec encode|decode|eval``.
+
+Data: real audio files (anything soundfile reads: WAV, FLAC, OGG, ...) and/or FluidSynth
+renders of MIDI files (rendered once, kept in memory), all downmixed to mono and resampled
+to the codec's rate, held as int16 in memory, and cut into random crops of ``segment``
+seconds. Validation uses held-out *tracks*: every ``holdout_every``-th file of each folder
+in sorted path order (for the Wesnoth music: files 4, 9, 14, ... of the 41, i.e.
+``defeat``, ``frantic``, ``knolls``, ``northern_mountains``, ``sad``, ``the_city_falls``,
+``traveling_minstrels``, ``wanderer``); a MIDI folder with ``train/`` and ``valid/``
+subfolders uses those. The list is written to ``RUN_DIR/data_split.json``.
+
+Loss (per batch of crops ``x``, reconstruction ``x_hat``): multi-scale mel L1 + multi-scale
+STFT (:mod:`notewave.audio.losses`) + 0.1 * waveform L1 + RVQ commitment loss; with
+``adversarial``, also a multi-scale STFT discriminator (hinge loss, own AdamW, stepped
+inside the loss function) adding ``generator_hinge + 2 * feature_matching``.
+
+Code files (``.npz``): ``codes`` int16 (int64 if N > 32768) ``[K, T]``, ``sample_rate`` (Hz),
+``frame_rate`` (Hz), ``hop_length``, ``num_samples`` (length of the encoded audio at the
+codec rate), ``config_hash``, ``weights_hash`` and ``config`` (JSON) of the codec.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig, encode_audio
+from notewave.audio.codec_metrics import mel_distance, si_sdr
+from notewave.audio.losses import (
+    MultiScaleMelLoss,
+    MultiScaleSTFTDiscriminator,
+    MultiScaleSTFTLoss,
+    discriminator_hinge_loss,
+    feature_matching_loss,
+    generator_hinge_loss,
+)
+from notewave.core.audio_io import load_audio
+from notewave.core.io import atomic_open
+from notewave.core.train import TrainConfig, Trainer, optimizer_tensors, restore_optimizer, setup_distributed
+from notewave.errors import AudioError, ConfigError, DataError
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3"}
+MIDI_SUFFIXES = {".mid", ".midi"}
+WESNOTH_MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+# Named sizes for `--config`: "tiny" for tests, "small" for the shipped CPU-trained checkpoint,
+# "base" = the CodecConfig defaults.
+CONFIGS: dict[str, dict[str, Any]] = {
+    "tiny": {"channels": 4, "dim": 16, "num_codebooks": 2, "codebook_size": 64, "dilations": (1,)},
+    "small": {"channels": 16, "dim": 64, "dilations": (1,)},
+    "base": {},
+}
+
+
+def config_for(name: str, **overrides: Any) -> CodecConfig:
+    """The :class:`CodecConfig` of a named size (:data:`CONFIGS`) with ``overrides`` (None values ignored).
+
+    Raises:
+        ConfigError: unknown name or invalid values.
+    """
+    if name not in CONFIGS:
+        raise ConfigError(f"unknown codec config {name!r}; choose one of {sorted(CONFIGS)}")
+    return CodecConfig(**{**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}})
+
+
+# ---- data -----------------------------------------------------------------------------
+def _files(folder: str | os.PathLike[str], suffixes: set[str]) -> list[Path]:
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not files:
+        raise DataError(f"no files ({', '.join(sorted(suffixes))}) under {root}")
+    return files
+
+
+def split_tracks(files: Sequence[Path], every: int = 5) -> tuple[list[Path], list[Path]]:
+    """``(train, valid)``: files ``every-1, 2*every-1, ...`` (0-based) of ``files`` are held out."""
+    if every < 2:
+        return list(files), []
+    return [f for i, f in enumerate(files) if i % every != every - 1], [
+        f for i, f in enumerate(files) if i % every == every - 1
+    ]
+
+
+def split_folder(
+    folder: str | os.PathLike[str], midi: bool = False, every: int = 5
+) -> tuple[list[Path], list[Path]]:
+    """Training and held-out files of an audio (or MIDI) folder; ``train/`` + ``valid/`` subfolders win.
+
+    Raises:
+        DataError: missing folder or no files.
+    """
+    suffixes, root = (MIDI_SUFFIXES if midi else AUDIO_SUFFIXES), Path(folder)
+    if (root / "train").is_dir():
+        valid = _files(root / "valid", suffixes) if (root / "valid").is_dir() else []
+        return _files(root / "train", suffixes), valid
+    return split_tracks(_files(root, suffixes), every)
+
+
+class AudioSet:
+    """Mono tracks in memory (int16) at one rate, with random crops for training.
+
+    Args:
+        tracks: float32 arrays ``[samples]`` in [-1, 1] at ``sample_rate`` Hz.
+        names: a name per track (file path).
+    """
+
+    def __init__(self, tracks: Sequence[np.ndarray], names: Sequence[str], sample_rate: int):
+        self.sample_rate = sample_rate
+        self.names = list(names)
+        self.tracks = [torch.from_numpy(np.round(np.clip(t, -1, 1) * 32767).astype(np.int16)) for t in tracks]
+
+    @classmethod
+    def from_files(
+        cls, files: Sequence[Path], sample_rate: int, max_seconds: float | None = None, progress: bool = True
+    ) -> AudioSet:
+        """Load audio files (the first ``max_seconds`` of each; None: all). AudioError for a bad file."""
+        bar = tqdm(files, desc="load audio", unit="file", disable=not progress)
+        return cls(
+            [load_audio(f, sample_rate, duration=max_seconds)[0][0] for f in bar],
+            [str(f) for f in files],
+            sample_rate,
+        )
+
+    @classmethod
+    def from_midi(
+        cls, files: Sequence[Path], sample_rate: int, soundfont: str | None = None, progress: bool = True
+    ) -> AudioSet:
+        """Render MIDI files once with FluidSynth (mono, loudness-normalised); RenderError/MidiError."""
+        from notewave.bridge.render import render_midi
+
+        bar = tqdm(files, desc="render MIDI", unit="file", disable=not progress)
+        tracks = [render_midi(f, sample_rate, soundfont=soundfont, normalize="loudness")[0][0] for f in bar]
+        return cls(tracks, [str(f) for f in files], sample_rate)
+
+    def extend(self, other: AudioSet) -> None:
+        self.tracks += other.tracks
+        self.names += other.names
+
+    @property
+    def seconds(self) -> float:
+        return sum(len(t) for t in self.tracks) / self.sample_rate
+
+    def sample_batch(
+        self, batch_size: int, length: int, generator: torch.Generator, tries: int = 8
+    ) -> torch.Tensor:
+        """float32 ``[batch_size, 1, length]`` crops: track chosen in proportion to its length, then a
+        uniform start; near-silent crops (RMS < -60 dBFS) are redrawn up to ``tries`` times."""
+        if not self.tracks:
+            raise DataError("no training audio")
+        weights = torch.tensor([float(len(t)) for t in self.tracks])
+        out = torch.zeros(batch_size, 1, length)
+        for b in range(batch_size):
+            for _ in range(tries):
+                track = self.tracks[int(torch.multinomial(weights, 1, generator=generator))]
+                start = int(torch.randint(max(1, len(track) - length + 1), (1,), generator=generator))
+                crop = track[start : start + length].float() / 32767
+                if crop.pow(2).mean().sqrt() > 1e-3:
+                    break
+            out[b, 0, : len(crop)] = crop
+        return out
+
+    def eval_clips(self, seconds: float, per_track: int) -> torch.Tensor:
+        """float32 ``[M, 1, seconds * rate]``: ``per_track`` evenly spaced clips per track (zero-padded)."""
+        length = int(round(seconds * self.sample_rate))
+        clips = []
+        for track in self.tracks:
+            track = F.pad(track.float() / 32767, (0, max(0, length - len(track))))
+            for start in np.linspace(0, len(track) - length, per_track + 2)[1:-1].astype(int).tolist():
+                clips.append(track[start : start + length])
+        return torch.stack(clips)[:, None] if clips else torch.zeros(0, 1, length)
+
+
+# ---- training -------------------------------------------------------------------------
+def train_codec(
+    run_dir: str | os.PathLike[str],
+    audio_dirs: Sequence[str | os.PathLike[str]] = (),
+    midi_dirs: Sequence[str | os.PathLike[str]] = (),
+    config: str = "small",
+    steps: int = 2000,
+    segment: float = 1.0,
+    batch_size: int = 8,
+    lr: float = 1e-3,
+    adversarial: bool = False,
+    resume: bool = False,
+    eval_every: int = 250,
+    holdout_every: int = 5,
+    val_clips: int = 2,
+    val_seconds: float = 2.0,
+    max_val_clips: int = 48,
+    max_seconds: float | None = None,
+    soundfont: str | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train a :class:`Codec`, writing ``run_dir/best`` (lowest validation mel distance) and ``run_dir/last``.
+
+    Args:
+        audio_dirs, midi_dirs: folders of audio files / MIDI files (rendered with FluidSynth).
+        config: size name (:data:`CONFIGS`); ``overrides`` change single fields.
+        steps, batch_size, lr: optimisation (AdamW, betas 0.5/0.9, warmup + cosine; batch per process).
+        segment: crop length in seconds.
+        adversarial: add the MS-STFT discriminator (slow on a CPU).
+        resume: continue from ``run_dir/last`` (model, optimizer, RNG, discriminator).
+        holdout_every: every n-th file of a folder is held out for validation.
+        val_clips, val_seconds, max_val_clips: clips per held-out track, their length (s), and
+            the most clips kept (evenly thinned).
+        max_seconds: read at most this many seconds of each audio file.
+
+    Returns:
+        Summary: steps, wall time (s), hours of audio, best validation mel distance, parameters.
+
+    Raises:
+        DataError: no data folders or files; AudioError/MidiError/RenderError for bad inputs.
+    """
+    if not audio_dirs and not midi_dirs:
+        raise DataError("give at least one --audio or --midi folder")
+    torch.manual_seed(seed)
+    dist_info = setup_distributed()
+    run = Path(run_dir)
+    model = Codec.from_pretrained(run / "last") if resume else None
+    sample_rate = model.sample_rate if model else config_for(config, **(overrides or {})).sample_rate
+    progress = dist_info.main
+    train_set, valid_set = AudioSet([], [], sample_rate), AudioSet([], [], sample_rate)
+    sources = [(folder, False) for folder in audio_dirs] + [(folder, True) for folder in midi_dirs]
+    clip_sets = []
+    for folder, midi in sources:
+        for files, target in zip(split_folder(folder, midi, holdout_every), (train_set, valid_set)):
+            if not files:
+                continue
+            if midi:
+                part = AudioSet.from_midi(files, sample_rate, soundfont, progress)
+            else:
+                part = AudioSet.from_files(files, sample_rate, max_seconds, progress)
+            target.extend(part)
+            if target is valid_set:  # each folder gives at most max_val_clips / folders clips, evenly thinned
+                folder_clips = part.eval_clips(val_seconds, val_clips)
+                clip_sets.append(
+                    folder_clips[:: max(1, math.ceil(len(folder_clips) * len(sources) / max_val_clips))]
+                )
+    clips = torch.cat(clip_sets) if clip_sets else torch.zeros(0, 1, 1)
+    length = int(round(segment * sample_rate))
+    if model is None:  # restart codes used < 1/20 as often as the average one (at most 2 times per batch)
+        base = config_for(config, **(overrides or {}))
+        frames = batch_size * max(1, length // base.hop_length)
+        auto = {"dead_code_threshold": round(min(2.0, 0.05 * frames / base.codebook_size), 4)}
+        model = Codec(config_for(config, **{**auto, **(overrides or {})}))
+    mel_loss, stft_loss = MultiScaleMelLoss(sample_rate), MultiScaleSTFTLoss()
+    disc = MultiScaleSTFTDiscriminator() if adversarial else None
+    d_opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.5, 0.9)) if disc else None
+    if disc is not None and resume and (run / "last" / DISCRIMINATOR_FILE).is_file():
+        from safetensors.torch import load_file
+
+        saved = load_file(str(run / "last" / DISCRIMINATOR_FILE))
+        disc.load_state_dict({k[5:]: v for k, v in saved.items() if k.startswith("disc.")})
+        meta = json.loads((run / "last" / "discriminator.json").read_text(encoding="utf-8"))
+        restore_optimizer(d_opt, {k[4:]: v for k, v in saved.items() if k.startswith("opt.")}, meta)
+    running: dict[str, float] = {}
+
+    def batch_fn(generator: torch.Generator) -> torch.Tensor:
+        return train_set.sample_batch(batch_size, length, generator).to(dist_info.device)
+
+    def loss_fn(forward: Any, x: torch.Tensor) -> torch.Tensor:
+        out = forward(x)
+        parts = {"mel": mel_loss(out.audio, x), "stft": stft_loss(out.audio, x)}
+        parts["l1"] = F.l1_loss(out.audio, x)
+        parts["commit"] = out.commit_loss
+        loss = parts["mel"] + parts["stft"] + 0.1 * parts["l1"] + parts["commit"]
+        if disc is not None:
+            real_logits, real_feats = disc(x)
+            d_loss = discriminator_hinge_loss(real_logits, disc(out.audio.detach())[0])
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+            disc.requires_grad_(False)
+            fake_logits, fake_feats = disc(out.audio)
+            disc.requires_grad_(True)
+            parts["adv"], parts["feat"] = (
+                generator_hinge_loss(fake_logits),
+                feature_matching_loss(real_feats, fake_feats),
+            )
+            parts["disc"] = d_loss
+            loss = loss + parts["adv"] + 2 * parts["feat"]
+        for key, value in parts.items():
+            running[key] = running.get(key, 0.0) + float(value.detach())
+        running["n"] = running.get("n", 0.0) + 1
+        return loss
+
+    def eval_fn(m: torch.nn.Module) -> dict[str, float]:
+        record = {
+            f"train_{k}": round(v / running["n"], 4) for k, v in running.items() if k != "n" and running["n"]
+        }
+        running.clear()
+        if not len(clips):
+            return record
+        recon = {
+            k: torch.cat([m(c.to(dist_info.device), n_q=k).audio.cpu() for c in clips.split(8)])
+            for k in (1, m.num_codebooks)
+        }
+        record["val_loss"] = mel_distance(clips, recon[m.num_codebooks], sample_rate)
+        record["val_mel_1codebook"] = round(mel_distance(clips, recon[1], sample_rate), 4)
+        record["val_si_sdr"] = round(si_sdr(clips, recon[m.num_codebooks]), 2)
+        return record
+
+    def save_fn(m: torch.nn.Module, folder: Path, extra: Any, info: dict[str, Any]) -> None:
+        def files(tmp: Path) -> None:
+            extra(tmp)
+            if disc is not None:
+                from safetensors.torch import save_file
+
+                tensors, meta = optimizer_tensors(d_opt)
+                state = {f"disc.{k}": v for k, v in disc.state_dict().items()} | {
+                    f"opt.{k}": v for k, v in tensors.items()
+                }
+                save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp / DISCRIMINATOR_FILE))
+                (tmp / "discriminator.json").write_text(json.dumps(meta), encoding="utf-8")
+
+        m.save_pretrained(folder, extra_config={"training": info}, extra_files=files)
+
+    cfg = TrainConfig(
+        steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), weight_decay=0.0,
+        beta1=0.5, beta2=0.9, grad_clip=10.0, eval_every=eval_every, save_every=eval_every, seed=seed,
+    )  # fmt: skip
+    trainer = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info)
+    if disc is not None:
+        disc.to(dist_info.device)
+    if resume:
+        trainer.resume()
+    split = {
+        "holdout_every": holdout_every,
+        "train": train_set.names,
+        "valid": valid_set.names,
+        "train_hours": round(train_set.seconds / 3600, 3),
+        "valid_clips": int(len(clips)),
+    }
+    if dist_info.main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "data_split.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
+    start = time.perf_counter()
+    history = trainer.run()
+    summary = {
+        "steps": trainer.step,
+        "wall_s": round(time.perf_counter() - start, 1),
+        "train_hours": split["train_hours"],
+        "train_files": len(train_set.names),
+        "valid_files": len(valid_set.names),
+        "best_val_mel": trainer.best if math.isfinite(trainer.best) else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": model.config.to_dict(),
+        "history": history,
+    }
+    if dist_info.main:
+        (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+# ---- code files -----------------------------------------------------------------------
+def save_codes(
+    path: str | os.PathLike[str], codes: torch.Tensor, codec: Codec, num_samples: int | None = None
+) -> Path:
+    """Write codes ``[K, T]`` or ``[1, K, T]`` of ``codec`` to a ``.npz`` file atomically (module doc)."""
+    arr = codes.detach().cpu().numpy()
+    arr = arr[0] if arr.ndim == 3 else arr
+    if arr.ndim != 2:
+        raise ConfigError(f"codes must have shape [K, T] or [1, K, T], got {codes.shape}")
+    fields = {
+        "codes": arr.astype(np.int16 if codec.codebook_size <= 32768 else np.int64),
+        "sample_rate": np.int64(codec.sample_rate),
+        "frame_rate": np.float64(codec.frame_rate),
+        "hop_length": np.int64(codec.hop_length),
+        "num_samples": np.int64(num_samples if num_samples is not None else arr.shape[-1] * codec.hop_length),
+        "config": np.str_(json.dumps(codec.config.to_dict(), sort_keys=True)),
+        **{k: np.str_(v) for k, v in codec.fingerprint().items()},
+    }
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **fields)
+    return Path(path)
+
+
+def load_codes(
+    path: str | os.PathLike[str], codec: Codec | None = None
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Read a code file: ``(codes int64 [K, T], metadata)``; with ``codec``, check it made them.
+
+    Raises:
+        DataError: missing or malformed file.
+        ConfigError: the codes come from a codec with another config or other weights.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = {k: data[k].item() for k in data.files if k != "codes"}
+            codes = torch.from_numpy(data["codes"].astype(np.int64))
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"cannot read code file {path}: {exc}") from exc
+    if codes.dim() != 2 or "config_hash" not in meta:
+        raise DataError(
+            f"{path} is not a notewave code file (codes {tuple(codes.shape)}, keys {sorted(meta)})"
+        )
+    if codec is not None:
+        mine = codec.fingerprint()
+        if meta["config_hash"] != mine["config_hash"]:
+            raise ConfigError(
+                f"{path} was made by a different codec (config {meta['config_hash']}, this codec "
+                f"{mine['config_hash']}; theirs: {meta.get('config')})"
+            )
+        if meta.get("weights_hash") != mine["weights_hash"]:
+            raise ConfigError(
+                f"{path} was made by a codec with other weights (weights hash {meta.get('weights_hash')}, "
+                f"this codec {mine['weights_hash']})"
+            )
+    return codes, meta
+
+
+# ---- CLI ------------------------------------------------------------------------------
+def _train_cli(args: argparse.Namespace) -> int:
+    overrides = {"num_codebooks": args.num_codebooks, "codebook_size": args.codebook_size}
+    summary = train_codec(
+        args.out,
+        args.audio or (),
+        args.midi or (),
+        config=args.config,
+        steps=args.steps,
+        segment=args.segment,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        adversarial=args.adversarial,
+        resume=args.resume,
+        eval_every=args.eval_every,
+        holdout_every=args.holdout_every,
+        max_seconds=args.max_seconds,
+        soundfont=args.soundfont,
+        seed=args.seed,
+        overrides=overrides,
+    )
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "config")}, indent=2))
+    print(
+        f"checkpoints: {Path(args.out) / 'best'} (lowest validation mel distance), {Path(args.out) / 'last'}"
+    )
+    return 0
+
+
+def add_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave train codec`` on the ``train`` command's subparsers; returns the parser."""
+    p = train_subparsers.add_parser(
+        "codec",
+        help="train the SEANet + RVQ audio codec",
+        description="Train the audio codec on audio files and/or FluidSynth renders of MIDI files. Every "
+        "5th file of each folder (sorted by path) is held out for validation.",
+    )
+    p.add_argument(
+        "--audio", action="append", metavar="DIR", help=f"audio folder (repeatable), e.g. {WESNOTH_MUSIC}"
+    )
+    p.add_argument(
+        "--midi", action="append", metavar="DIR", help="MIDI folder rendered with FluidSynth (repeatable)"
+    )
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
+    p.add_argument("--config", default="small", choices=sorted(CONFIGS), help="model size (default small)")
+    p.add_argument("--num-codebooks", type=int, default=None, help="K (default: from --config)")
+    p.add_argument("--codebook-size", type=int, default=None, help="N (default: from --config)")
+    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
+    p.add_argument("--segment", type=float, default=1.0, help="crop length in seconds (default 1.0)")
+    p.add_argument("--batch-size", type=int, default=8, help="crops per step and process (default 8)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p.add_argument("--adversarial", action="store_true", help="add the MS-STFT discriminator (slow on CPU)")
+    p.add_argument(
+        "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"
+    )
+    p.add_argument("--holdout-every", type=int, default=5, help="hold out every N-th file (default 5)")
+    p.add_argument(
+        "--max-seconds", type=float, default=None, help="read at most this much of each audio file"
+    )
+    p.add_argument("--soundfont", default=None, help="SoundFont for --midi (default: found automatically)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_train_cli)
+    return p
+
+
+def _encode_cli(args: argparse.Namespace) -> int:
+    codec = Codec.from_pretrained(args.checkpoint)
+    wav, _ = load_audio(args.input, codec.sample_rate)
+    codes = encode_audio(codec, wav, codec.sample_rate, n_q=args.n_q)
+    save_codes(args.output, codes, codec, num_samples=wav.shape[-1])
+    k, t = codes.shape[1:]
+    print(f"{args.output}: {k} x {t} codes ({t / codec.frame_rate:.2f} s, {codec.bitrate(k):.2f} kbps)")
+    return 0
+
+
+def _decode_cli(args: argparse.Namespace) -> int:
+    from notewave.bridge.render import write_wav
+
+    codec = Codec.from_pretrained(args.checkpoint)
+    codes, meta = load_codes(args.input, codec)
+    wav = codec.decode(codes[None])[0, :, : int(meta.get("num_samples", codes.shape[-1] * codec.hop_length))]
+    write_wav(args.output, wav.numpy(), codec.sample_rate)
+    print(f"{args.output}: {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
+    return 0
+
+
+def _eval_cli(args: argparse.Namespace) -> int:
+    from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
+
+    codec = Codec.from_pretrained(args.checkpoint)
+    files = [Path(f) for f in args.audio] if args.audio else split_folder(WESNOTH_MUSIC)[1]
+    if not files:
+        raise AudioError("no held-out audio files to evaluate on")
+    clips, _ = heldout_clips(files, codec.sample_rate, args.seconds, args.per_track)
+    result = evaluate_codec(
+        codec, clips, n_q=range(1, codec.num_codebooks + 1), opus_bitrates=args.opus, plot=args.plot
+    )
+    result["files"] = [str(f) for f in files]
+    print(format_table(result))
+    if args.json:
+        with atomic_open(args.json) as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+def add_codec_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave codec encode|decode|eval`` on the top-level subparsers; returns the parser."""
+    p = subparsers.add_parser(
+        "codec", help="encode audio to codes, decode codes to audio, evaluate the codec"
+    )
+    sub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
+    enc = sub.add_parser("encode", help="audio file -> .npz codes (mono, resampled to the codec rate)")
+    enc.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...)")
+    enc.add_argument("output", metavar="OUT.npz", help="code file to write")
+    enc.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
+    enc.set_defaults(func=_encode_cli)
+    dec = sub.add_parser("decode", help=".npz codes -> WAV (checks that this codec made them)")
+    dec.add_argument("input", metavar="IN.npz")
+    dec.add_argument("output", metavar="OUT.wav")
+    dec.set_defaults(func=_decode_cli)
+    ev = sub.add_parser("eval", help="metrics vs Opus on held-out audio (default: held-out Wesnoth tracks)")
+    ev.add_argument("--audio", nargs="+", default=None, metavar="FILE", help="audio files to evaluate on")
+    ev.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (default 5)")
+    ev.add_argument("--per-track", type=int, default=2, help="clips per file (default 2)")
+    ev.add_argument("--opus", type=float, nargs="*", default=[6.0], help="Opus bitrates in kbps (default 6)")
+    ev.add_argument("--plot", type=Path, default=None, help="codebook-usage bar plot PNG")
+    ev.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    ev.set_defaults(func=_eval_cli)
+    for action in (enc, dec, ev):
+        action.add_argument("--checkpoint", type=Path, default=DEFAULT_CODEC_CHECKPOINT, help="codec folder")
+    return p
