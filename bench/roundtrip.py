@@ -25,6 +25,8 @@ Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -81,7 +83,8 @@ def basic_pitch_runner():
     model.model = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def run(wav_path: Path) -> np.ndarray:
-        _, _, events = predict(str(wav_path), model)
+        with contextlib.redirect_stdout(io.StringIO()):  # basic-pitch prints a line per file
+            _, _, events = predict(str(wav_path), model)
         return np.array([(s, e, p) for s, e, p, *_ in events], dtype=np.float64).reshape(-1, 3)
 
     return run, "ok"

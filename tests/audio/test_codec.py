@@ -84,7 +84,7 @@ def trained(crop: torch.Tensor) -> Codec:
     """A tiny codec after a few training steps on the crop (codebooks initialised by k-means)."""
     torch.manual_seed(0)
     codec = Codec(config_for("tiny", dead_code_threshold=0.01)).train()
-    opt = torch.optim.AdamW(codec.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(codec.parameters(), lr=1e-3)
     mel = MultiScaleMelLoss(SR)
     batch = crop.reshape(4, 1, 16000)
     for _ in range(3):
@@ -139,7 +139,7 @@ def test_default_config_facts() -> None:
 def test_training_steps_on_real_music_reduce_the_loss(crop: torch.Tensor) -> None:
     torch.manual_seed(0)
     codec = Codec(config_for("tiny", dead_code_threshold=0.01)).train()
-    opt = torch.optim.AdamW(codec.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(codec.parameters(), lr=1e-3)
     mel, stft = MultiScaleMelLoss(SR), MultiScaleSTFTLoss()
     batch = crop[..., :32000].reshape(4, 1, 8000)
 
@@ -152,13 +152,13 @@ def test_training_steps_on_real_music_reduce_the_loss(crop: torch.Tensor) -> Non
         return value
 
     losses = []
-    for step in range(12):
+    for step in range(20):
         out = codec(batch, n_q=2)
         loss = mel(out.audio, batch) + stft(out.audio, batch) + out.commit_loss
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step in (0, 11):  # after the first step the RVQ is initialised (k-means)
+        if step in (0, 19):  # after the first step the RVQ is initialised (k-means)
             losses.append(held_loss())
     assert all(math.isfinite(v) for v in losses)
     assert losses[1] < 0.93 * losses[0]
