@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from symusic import Note, Score, Track
@@ -155,22 +155,7 @@ class Continuation:
     start_tick: int
 
 
-@torch.no_grad()
-def continue_midi(
-    model: MidiLM,
-    prompt: MidiLike,
-    bars: int = 8,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = 0.95,
-    seed: int | None = 0,
-    style: str | None = None,
-    constrained: bool = True,
-    programs: Sequence[int] | None = None,
-    max_tokens: int | None = None,
-    prompt_bars: int | None = None,
-    progress: bool = False,
-) -> Score:
+def continue_midi(model: MidiLM, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
     """Continue ``prompt`` by ``bars`` bars and return prompt + continuation as one ``Score``.
 
     The continuation starts on the first bar line at or after the prompt's last note-off
@@ -180,7 +165,7 @@ def continue_midi(
     to those tracks by voice leading (:func:`notewave.symbolic.voices.assign_voices`).
     A prompt longer than the model context is cut to its last bars that fit.
 
-    Args:
+    Args (``options`` are the keyword arguments of :func:`sample_continuation`):
         model: the trained model.
         prompt: MIDI path, bytes or ``symusic.Score``.
         bars: number of bars to add (>= 1).
@@ -204,21 +189,7 @@ def continue_midi(
         ConfigError: invalid sampling arguments or ``bars < 1``.
         TokenizerError: when the tokens cannot be decoded (only possible unconstrained).
     """
-    result = sample_continuation(
-        model,
-        prompt,
-        bars,
-        temperature,
-        top_k,
-        top_p,
-        seed,
-        style,
-        constrained,
-        programs,
-        max_tokens,
-        prompt_bars,
-        progress,
-    )
+    result = sample_continuation(model, prompt, bars, **options)
     return merge_continuation(result.score, model.tokenizer, result.new_ids, result.start_tick)
 
 
