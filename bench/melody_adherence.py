@@ -13,7 +13,8 @@ generated audio (:func:`~notewave.bridge.chroma.chroma_from_audio`) is compared 
 with the melody condition by cosine similarity (:func:`~notewave.bridge.chroma.chroma_similarity`,
 silent frames skipped), as in MusicGen's melody evaluation (Copet et al. 2023, Table 2, which
 reports 0.44 for MusicGen-melody; unconditioned audio scores about 0.1 against a one-hot chroma).
-As a ceiling, the FluidSynth render of the same excerpt is scored too (``render``).
+As ceilings, the FluidSynth render of the same excerpt is scored too (``render``), and that render
+encoded and decoded by the codec (``render through the codec``: the best the LM can do with codes).
 
 Prints a table: mean, standard deviation, min and max of the per-piece means.
 """
@@ -25,6 +26,7 @@ import time
 import warnings
 
 import numpy as np
+import torch
 
 from notewave.audio.lm import DEFAULT_AUDIO_CHECKPOINT, AudioLM
 from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
@@ -56,6 +58,7 @@ def main() -> None:
     scores: dict[str, list[float]] = {name: [] for name in rows}
     if not args.no_render:
         scores["render (reference)"] = []
+        scores["render through the codec"] = []
     start = time.perf_counter()
     for i, path in enumerate(files):
         melody = chroma_from_midi(path, frame_rate=fps, mode="velocity", duration=args.seconds, argmax=True)
@@ -72,6 +75,10 @@ def main() -> None:
             ref = ref[:, : int(args.seconds * rate)]
             scores["render (reference)"].append(
                 chroma_similarity(chroma_from_audio(ref, rate, fps, argmax=True), melody)[0]
+            )
+            resynth = model.codec.decode(model.codec.encode(torch.from_numpy(ref)[None]))[0].numpy()
+            scores["render through the codec"].append(
+                chroma_similarity(chroma_from_audio(resynth, rate, fps, argmax=True), melody)[0]
             )
         print(
             f"{i + 1}/{len(files)} {path.name}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in scores.items())

@@ -37,22 +37,28 @@ from notewave.errors import AudioError, CheckpointError, ConfigError, DataError
 from notewave.paths import JSB_MIDI_DIR
 
 FPS = 31.25
-# The shipped checkpoint on the first 8 s of jsb_test_000 (TimGM6mb, organ): measured onset F1 (filled
-# in from the run documented in data/checkpoints/transcriber/MODEL_CARD.md) minus a margin.
-CHORALE_F1_MEASURED = 0.0
-CHORALE_F1_FLOOR = 0.0
+# The shipped checkpoint on the first 8 s of jsb_test_000 rendered with TimGM6mb (church organ, the hardest
+# timbre for it: octave ranks) at 22.05 kHz: measured onset F1 0.538 (P 0.521, R 0.556; 44.1 kHz input: same).
+# The floor leaves a margin of 0.09 for float differences across machines and library versions.
+CHORALE_F1_MEASURED = 0.538
+CHORALE_F1_FLOOR = 0.45
 
 TIMGM = [p for p in list_soundfonts() if p.name == "TimGM6mb.sf2"]
 SOUNDFONT = (TIMGM or list_soundfonts() or [None])[0]
 needs_checkpoint = pytest.mark.skipif(
-    not (DEFAULT_TRANSCRIBER_CHECKPOINT / "model.safetensors").is_file(), reason="no shipped transcriber checkpoint"
+    not (DEFAULT_TRANSCRIBER_CHECKPOINT / "model.safetensors").is_file(),
+    reason="no shipped transcriber checkpoint",
 )
 needs_synth = pytest.mark.skipif(SOUNDFONT is None, reason="no SoundFont installed")
 
 
 # ---- decoding --------------------------------------------------------------------------
 def _act(frames: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return np.zeros((frames, N_KEYS), np.float32), np.zeros((frames, N_KEYS), np.float32), np.zeros((frames, N_KEYS))
+    return (
+        np.zeros((frames, N_KEYS), np.float32),
+        np.zeros((frames, N_KEYS), np.float32),
+        np.zeros((frames, N_KEYS)),
+    )
 
 
 def test_decode_one_note_from_onset_peak_to_frame_end() -> None:
@@ -178,7 +184,9 @@ def test_silence_gives_a_score_without_notes() -> None:
 def test_mono_path_downmixes_channels_and_resamples() -> None:
     wav, _ = _melody(44100, pitches=(62, 69))
     three = np.stack([wav, wav, np.zeros_like(wav)])  # [3, samples]
-    pitches = [[n.pitch for n in transcribe(a, 44100, mono=True).tracks[0].notes] for a in (wav, three, three.T)]
+    pitches = [
+        [n.pitch for n in transcribe(a, 44100, mono=True).tracks[0].notes] for a in (wav, three, three.T)
+    ]
     assert pitches == [[62, 69]] * 3
 
 
@@ -220,7 +228,9 @@ def test_tiny_training_run_and_resume(tmp_path: Path) -> None:
         (data / sub).mkdir(parents=True)
         for f in chosen:
             shutil.copy(f, data / sub / f.name)
-    opts = dict(batch_size=2, pool_size=1, refresh_every=2, eval_every=2, val_pieces=1, soundfonts=[SOUNDFONT])
+    opts = dict(
+        batch_size=2, pool_size=1, refresh_every=2, eval_every=2, val_pieces=1, soundfonts=[SOUNDFONT]
+    )
     first = train_transcriber([data], tmp_path / "run", steps=2, config=_tiny_config(), **opts)
     assert first["steps"] == 2 and np.isfinite(first["best_val_loss"])
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
@@ -242,7 +252,9 @@ def test_cli_registration(tmp_path: Path) -> None:
     add_cli(train)
     args = parser.parse_args(["transcribe", "in.wav", "out.mid", "--mono", "--tokens", "t.json"])
     assert args.mono and args.tokens == "t.json" and callable(args.func)
-    args = parser.parse_args(["train", "transcriber", "--midi", "a", "--midi", "b", "--out", "r", "--steps", "5"])
+    args = parser.parse_args(
+        ["train", "transcriber", "--midi", "a", "--midi", "b", "--out", "r", "--steps", "5"]
+    )
     assert args.midi == ["a", "b"] and args.steps == 5 and not args.resume and callable(args.func)
 
 
@@ -271,7 +283,7 @@ def test_shipped_checkpoint_transcribes_a_real_chorale(chorale_excerpt, tmp_path
     assert f1 >= CHORALE_F1_FLOOR, (precision, recall, f1)
     # 3 channels and 44.1 kHz give (almost) the same notes
     three = np.repeat(wav, 3, axis=0)
-    assert abs(note_f1(ref, transcribe(three, rate))[2] - f1) < 1e-6
+    assert abs(note_f1(ref, transcribe(three, rate))[2] - f1) < 0.02
     from notewave.core.audio_io import resample
 
     assert note_f1(ref, transcribe(resample(wav, rate, 44100), 44100))[2] >= CHORALE_F1_FLOOR
