@@ -16,7 +16,10 @@ reports 0.44 for MusicGen-melody; unconditioned audio scores about 0.1 against a
 As ceilings, the FluidSynth render of the same excerpt is scored too (``render``), and that render
 encoded and decoded by the codec (``render through the codec``: the best the LM can do with codes).
 
-Prints a table: mean, standard deviation, min and max of the per-piece means.
+Prints a table: mean, standard deviation, min and max of the per-piece means. Then, since the codec
+may lose pitch (see the ``render through the codec`` row), a second table that does not depend on
+it: the LM's NLL of the render's codes given the piece's own melody, another piece's melody, or no
+melody (a model that uses the melody gives its own melody the lowest NLL).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import warnings
 import numpy as np
 import torch
 
+from notewave.audio.conditioning import build_conditions, embed_text
 from notewave.audio.lm import DEFAULT_AUDIO_CHECKPOINT, AudioLM
 from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
 from notewave.paths import JSB_MIDI_DIR
@@ -59,6 +63,7 @@ def main() -> None:
     if not args.no_render:
         scores["render (reference)"] = []
         scores["render through the codec"] = []
+    pieces: list[tuple[torch.Tensor, np.ndarray]] = []  # render codes and melody, for the NLL table
     start = time.perf_counter()
     for i, path in enumerate(files):
         melody = chroma_from_midi(path, frame_rate=fps, mode="velocity", duration=args.seconds, argmax=True)
@@ -76,7 +81,9 @@ def main() -> None:
             scores["render (reference)"].append(
                 chroma_similarity(chroma_from_audio(ref, rate, fps, argmax=True), melody)[0]
             )
-            resynth = model.codec.decode(model.codec.encode(torch.from_numpy(ref)[None]))[0].numpy()
+            codes = model.codec.encode(torch.from_numpy(ref)[None])
+            pieces.append((codes[:, :, : model.max_frames], melody))
+            resynth = model.codec.decode(codes)[0].numpy()
             scores["render through the codec"].append(
                 chroma_similarity(chroma_from_audio(resynth, rate, fps, argmax=True), melody)[0]
             )
@@ -94,6 +101,43 @@ def main() -> None:
             v = np.array(values, dtype=np.float64)
             v = v[np.isfinite(v)]
         print(f"| {name} | {v.mean():.3f} | {v.std():.3f} | {v.min():.3f} | {v.max():.3f} |")
+    if len(pieces) > 1:
+        print_nll_table(model, pieces, text, style)
+
+
+@torch.no_grad()
+def print_nll_table(
+    model: AudioLM, pieces: list[tuple[torch.Tensor, np.ndarray]], text: str | None, style: str | None
+) -> None:
+    """NLL (nats per code) of each render's codes given its own melody, the next piece's, or none.
+
+    This measures the use of the melody independently of what the codec can reproduce.
+    """
+    totals = {"own melody": [], "another piece's melody": [], "no melody": []}
+    for i, (codes, melody) in enumerate(pieces):
+        other = pieces[(i + 1) % len(pieces)][1]
+        frames = codes.shape[2]
+        for name, chroma in (("own melody", melody), ("another piece's melody", other), ("no melody", None)):
+            cond = build_conditions(
+                model.config.conditions, frames, None if chroma is None else chroma[:, :frames]
+            )
+            if style is not None:
+                cond.style[0] = model.config.conditions.style_index(style)
+            if text is not None:
+                cond.text[0], cond.has_text[0] = embed_text([text])[0], True
+            totals[name].append(float(model.loss(codes, cond)[0]))
+    print(
+        f"\nNLL of the {len(pieces)} renders' codes (first {pieces[0][0].shape[2]} frames), nats per code:\n"
+    )
+    print(
+        "| melody condition | mean NLL | mean difference to own melody | pieces where own melody is lower |"
+    )
+    print("| --- | --- | --- | --- |")
+    own = np.array(totals["own melody"])
+    for name, values in totals.items():
+        v = np.array(values)
+        wins = "" if name == "own melody" else f"{int((own < v).sum())}/{len(v)}"
+        print(f"| {name} | {v.mean():.4f} | {np.mean(v - own):+.4f} | {wins} |")
 
 
 if __name__ == "__main__":

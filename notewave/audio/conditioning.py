@@ -83,6 +83,10 @@ class ConditionConfig:
 
     def __post_init__(self) -> None:
         self.styles = [str(s) for s in self.styles]
+        flags = {"text": self.text, "melody": self.melody, "time_embedding": self.time_embedding}
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
         if len(set(self.styles)) != len(self.styles) or any(not s for s in self.styles):
             raise ConfigError(f"style tags must be distinct non-empty names, got {self.styles}")
         if self.chroma_downsample < 1 or self.text_dim < 1:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ class AudioLMConfig:
     def from_dict(cls, data: dict[str, Any]) -> AudioLMConfig:
         if data.get("kind") != KIND:
             raise CheckpointError(f"not an audio LM config (kind={data.get('kind')!r})")
-        data = {k: v for k, v in data.items() if k not in ("kind", "training", "weights_dtype")}
+        data = {k: v for k, v in data.items() if k in {f.name for f in fields(cls)}}  # extras: training, ...
         data["transformer"] = TransformerConfig.from_dict(data["transformer"])
         data["conditions"] = ConditionConfig.from_dict(data["conditions"])
         return cls(**data)

@@ -436,7 +436,10 @@ def train_audio_lm(
     if resume:
         model = AudioLM.from_pretrained(run / "last", codec=codec)
     else:
-        cond_cfg = ConditionConfig(styles, text, melody, chroma_downsample, cond_dropout, all_dropout)
+        cond_cfg = ConditionConfig(
+            styles, text=text, melody=melody, chroma_downsample=chroma_downsample, dropout=cond_dropout,
+            all_dropout=all_dropout,
+        )  # fmt: skip
         model = AudioLM(config_for(config, codec, pattern, segment, cond_cfg, **(overrides or {})), codec)
     cond_cfg = model.config.conditions
     texts: dict[str, torch.Tensor] = {}

@@ -142,6 +142,8 @@ def _eval(args: argparse.Namespace) -> int:
         bars=args.bars,
         seed=args.seed,
         style=args.style,
+        temperature=args.temperature,
+        top_p=args.top_p,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -160,5 +162,7 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--samples", type=int, default=10, help="continuations to generate for statistics")
     e.add_argument("--bars", type=int, default=4, help="bars per generated continuation")
     e.add_argument("--style", default=None)
+    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the continuations")
+    e.add_argument("--top-p", type=float, default=0.95)
     e.add_argument("--seed", type=int, default=0)
     e.set_defaults(func=_eval)

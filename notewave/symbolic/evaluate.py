@@ -73,8 +73,11 @@ def evaluate_symbolic(
     bars: int = 4,
     seed: int = 0,
     style: str | None = None,
+    temperature: float = 1.0,
+    top_p: float | None = 0.95,
 ) -> dict[str, Any]:
-    """NLL of ``data/split`` and continuation statistics, as a JSON-able dict.
+    """NLL of ``data/split`` and statistics of continuations sampled with ``temperature`` and
+    ``top_p``, as a JSON-able dict.
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
@@ -94,7 +97,8 @@ def evaluate_symbolic(
     result.update(split_nll(model, files, style))
     result["bits_per_note"] = result["nll_per_note"] / math.log(2)
     if samples:
+        result["sampling"] = {"temperature": temperature, "top_p": top_p}
         result["continuations"] = continuation_statistics(
-            model, files, samples, bars=bars, seed=seed, style=style
+            model, files, samples, bars=bars, seed=seed, style=style, temperature=temperature, top_p=top_p
         )
     return result

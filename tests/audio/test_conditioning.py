@@ -108,6 +108,8 @@ def test_build_conditions_and_styles():
         build_conditions(config, 25, text="hello")
     with pytest.raises(ConfigError):
         ConditionConfig(["a", "a"])
+    with pytest.raises(ConfigError, match="time_embedding must be True or False"):
+        ConditionConfig(time_embedding=0.3)  # type: ignore[arg-type]
     assert ConditionConfig.from_dict(config.to_dict()) == config
 
 
