@@ -45,7 +45,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 install: system $(VENV)/.installed
 
 demo: install
-	$(BIN)/notewave generate --prompt $(DEMO_PROMPT) --prompt-bars 4 --bars 8 --style bach \
+	$(BIN)/notewave generate --prompt $(DEMO_PROMPT) --prompt-bars 4 --bars 8 --style bach --temperature 0.8 \
 		--out out/demo.mid --wav out/demo.wav
 	@echo "demo written: $(CURDIR)/out/demo.mid and $(CURDIR)/out/demo.wav"
 

@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from notewave.core.io import default_mode
 from notewave.errors import CheckpointError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -52,6 +53,7 @@ def write_checkpoint(
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
         if extra is not None:
             extra(tmp)
+        os.chmod(tmp, default_mode(0o777))  # mkdtemp makes 0700 folders
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -44,3 +44,16 @@ def test_atomic_open_leaves_old_file_on_error(tmp_path):
             raise RuntimeError("crash while writing")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    from notewave.core.io import default_mode
+
+    with atomic_open(tmp_path / "out.txt") as handle:
+        handle.write("x")
+    folder = write_checkpoint(tmp_path / "ckpt", torch.nn.Linear(2, 2).state_dict(), {})
+    assert stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode) == default_mode(0o666)
+    assert stat.S_IMODE(os.stat(folder).st_mode) == default_mode(0o777)
