@@ -94,7 +94,7 @@ def config_for(
     if name not in CONFIGS:
         raise ConfigError(f"unknown audio LM config {name!r}; choose one of {sorted(CONFIGS)}")
     conditions = conditions or ConditionConfig()
-    max_frames = max(1, int(-(-seconds * codec.frame_rate // 1)))
+    max_frames = max(1, math.ceil(seconds * codec.frame_rate - 1e-6))
     pat = get_pattern(pattern, codec.num_codebooks)
     enc = ConditionEncoder(conditions, 8, max_frames)
     sizes = {**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}}
