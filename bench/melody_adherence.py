@@ -31,8 +31,9 @@ import warnings
 import numpy as np
 import torch
 
-from notewave.audio.conditioning import build_conditions, embed_text
+from notewave.audio.conditioning import build_conditions
 from notewave.audio.lm import DEFAULT_AUDIO_CHECKPOINT, AudioLM
+from notewave.audio.text_embedding import embed_text
 from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
 from notewave.paths import JSB_MIDI_DIR
 

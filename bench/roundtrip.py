@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 from notewave.bridge.render import render_midi, write_wav  # noqa: E402
 from notewave.bridge.soundfont import list_soundfonts  # noqa: E402
 from notewave.bridge.transcribe import DEFAULT_TRANSCRIBER_CHECKPOINT, load_transcriber, transcribe  # noqa: E402
-from notewave.bridge.transcriber_train import load_piece, note_f1  # noqa: E402
+from notewave.bridge.transcriber_data import load_piece  # noqa: E402
+from notewave.bridge.transcriber_train import note_f1  # noqa: E402
 from notewave.paths import JSB_MIDI_DIR  # noqa: E402
 
 CONDITIONS = [  # (name, GM program, family, seen in training)

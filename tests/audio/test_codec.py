@@ -17,6 +17,8 @@ import soundfile as sf
 import torch
 
 from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig, encode_audio
+from notewave.audio.codec_cli import add_codec_cli
+from notewave.audio.codec_files import load_codes
 from notewave.audio.codec_metrics import (
     bitrate_kbps,
     evaluate_codec,
@@ -32,9 +34,7 @@ from notewave.audio.codec_train import (
     WESNOTH_MUSIC,
     AudioSet,
     add_cli,
-    add_codec_cli,
     config_for,
-    load_codes,
     split_folder,
 )
 from notewave.audio.losses import (
@@ -265,7 +265,7 @@ def test_npz_cli_round_trip(trained: Codec, track: Path, tmp_path: Path, capsys)
 
 
 def test_codes_of_another_codec_are_refused(trained: Codec, crop: torch.Tensor, tmp_path: Path) -> None:
-    from notewave.audio.codec_train import save_codes
+    from notewave.audio.codec_files import save_codes
 
     save_codes(tmp_path / "codes.npz", trained.encode(crop), trained)
     torch.manual_seed(1)

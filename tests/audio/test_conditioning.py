@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from notewave.audio.conditioning import (
-    ConditionConfig,
-    ConditionEncoder,
-    Conditions,
-    build_conditions,
-    check_chroma,
-    embed_text,
-    fit_chroma,
-    melody_chroma,
-)
+from notewave.audio.conditioning import ConditionConfig, ConditionEncoder, Conditions, build_conditions
+from notewave.audio.melody import check_chroma, fit_chroma, melody_chroma
+from notewave.audio.text_embedding import embed_text
 from notewave.errors import ConditioningError, ConfigError
 from notewave.paths import JSB_MIDI_DIR
 

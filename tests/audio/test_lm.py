@@ -12,10 +12,11 @@ import soundfile
 import torch
 
 from notewave.audio.codec import Codec, CodecConfig, encode_audio
-from notewave.audio.conditioning import ConditionConfig, Conditions, build_conditions, melody_chroma
+from notewave.audio.conditioning import ConditionConfig, Conditions, build_conditions
 from notewave.audio.generate import cfg_forward, generate_codes, guided_logits
 from notewave.audio.lm import AudioLM
 from notewave.audio.lm_train import add_cli, add_generate_cli, config_for
+from notewave.audio.melody import melody_chroma
 from notewave.audio.patterns import PATTERNS
 from notewave.errors import CheckpointError, ConditioningError, ConfigError, NotewaveError
 from notewave.paths import DATA_DIR, JSB_MIDI_DIR

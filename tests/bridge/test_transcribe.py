@@ -25,14 +25,9 @@ from notewave.bridge.transcribe import (
     transcribe,
     transcribe_file,
 )
+from notewave.bridge.transcriber_data import load_piece, training_files
 from notewave.bridge.transcriber_model import N_KEYS, Transcriber, TranscriberConfig
-from notewave.bridge.transcriber_train import (
-    load_piece,
-    note_f1,
-    score_to_intervals,
-    train_transcriber,
-    training_files,
-)
+from notewave.bridge.transcriber_train import note_f1, score_to_intervals, train_transcriber
 from notewave.errors import AudioError, CheckpointError, ConfigError, DataError
 from notewave.paths import JSB_MIDI_DIR
 

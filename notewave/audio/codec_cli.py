@@ -1,0 +1,82 @@
+"""``notewave codec encode|decode|eval``: audio <-> code files, codec metrics vs Opus."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, encode_audio
+from notewave.audio.codec_files import load_codes, save_codes
+from notewave.audio.codec_train import WESNOTH_MUSIC, split_folder
+from notewave.core.audio_io import load_audio
+from notewave.core.io import atomic_open
+from notewave.errors import AudioError
+
+
+def _encode_cli(args: argparse.Namespace) -> int:
+    codec = Codec.from_pretrained(args.checkpoint)
+    wav, _ = load_audio(args.input, codec.sample_rate)
+    codes = encode_audio(codec, wav, codec.sample_rate, n_q=args.n_q)
+    save_codes(args.output, codes, codec, num_samples=wav.shape[-1])
+    k, t = codes.shape[1:]
+    print(f"{args.output}: {k} x {t} codes ({t / codec.frame_rate:.2f} s, {codec.bitrate(k):.2f} kbps)")
+    return 0
+
+
+def _decode_cli(args: argparse.Namespace) -> int:
+    from notewave.bridge.render import write_wav
+
+    codec = Codec.from_pretrained(args.checkpoint)
+    codes, meta = load_codes(args.input, codec)
+    wav = codec.decode(codes[None])[0, :, : int(meta.get("num_samples", codes.shape[-1] * codec.hop_length))]
+    write_wav(args.output, wav.numpy(), codec.sample_rate)
+    print(f"{args.output}: {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
+    return 0
+
+
+def _eval_cli(args: argparse.Namespace) -> int:
+    from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
+
+    codec = Codec.from_pretrained(args.checkpoint)
+    files = [Path(f) for f in args.audio] if args.audio else split_folder(WESNOTH_MUSIC)[1]
+    if not files:
+        raise AudioError("no held-out audio files to evaluate on")
+    clips, _ = heldout_clips(files, codec.sample_rate, args.seconds, args.per_track)
+    result = evaluate_codec(
+        codec, clips, n_q=range(1, codec.num_codebooks + 1), opus_bitrates=args.opus, plot=args.plot
+    )
+    result["files"] = [str(f) for f in files]
+    print(format_table(result))
+    if args.json:
+        with atomic_open(args.json) as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+def add_codec_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave codec encode|decode|eval`` on the top-level subparsers; returns the parser."""
+    p = subparsers.add_parser(
+        "codec", help="encode audio to codes, decode codes to audio, evaluate the codec"
+    )
+    sub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
+    enc = sub.add_parser("encode", help="audio file -> .npz codes (mono, resampled to the codec rate)")
+    enc.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...)")
+    enc.add_argument("output", metavar="OUT.npz", help="code file to write")
+    enc.add_argument("--n-q", type=int, default=None, help="codebooks to keep (default: all)")
+    enc.set_defaults(func=_encode_cli)
+    dec = sub.add_parser("decode", help=".npz codes -> WAV (checks that this codec made them)")
+    dec.add_argument("input", metavar="IN.npz")
+    dec.add_argument("output", metavar="OUT.wav")
+    dec.set_defaults(func=_decode_cli)
+    ev = sub.add_parser("eval", help="metrics vs Opus on held-out audio (default: held-out Wesnoth tracks)")
+    ev.add_argument("--audio", nargs="+", default=None, metavar="FILE", help="audio files to evaluate on")
+    ev.add_argument("--seconds", type=float, default=5.0, help="clip length in seconds (default 5)")
+    ev.add_argument("--per-track", type=int, default=2, help="clips per file (default 2)")
+    ev.add_argument("--opus", type=float, nargs="*", default=[6.0], help="Opus bitrates in kbps (default 6)")
+    ev.add_argument("--plot", type=Path, default=None, help="codebook-usage bar plot PNG")
+    ev.add_argument("--json", type=Path, default=None, help="write the results as JSON")
+    ev.set_defaults(func=_eval_cli)
+    for action in (enc, dec, ev):
+        action.add_argument("--checkpoint", type=Path, default=DEFAULT_CODEC_CHECKPOINT, help="codec folder")
+    return p
