@@ -17,11 +17,10 @@ Run: ``OMP_NUM_THREADS=1 .venv/bin/python bench/audio.py [--seconds 2] [--config
 from __future__ import annotations
 
 import argparse
-import time
-from typing import Any
 
 import numpy as np
 import torch
+from _timing import best_of
 
 from notewave.audio.codec import Codec, CodecConfig
 from notewave.audio.conditioning import ConditionConfig, Conditions
@@ -33,17 +32,6 @@ from notewave.core.sampling import sample
 from notewave.paths import DATA_DIR
 
 WESNOTH = "/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg"
-
-
-def best_of(fn: Any, repeats: int = 2) -> float:
-    """Best wall time in seconds of ``repeats`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 @torch.no_grad()

@@ -21,20 +21,11 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import best_of
 
 from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec
 from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
 from notewave.audio.codec_train import WESNOTH_MUSIC, split_folder
-
-
-def best_of(fn, repeats: int = 3) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

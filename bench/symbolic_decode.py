@@ -12,9 +12,9 @@ training tokens/s with fp32 and bf16 autocast. Ratios are against GPT-2 in the s
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from _timing import best_of
 
 from notewave.core.sampling import sample
 from notewave.core.train import TrainConfig, make_optimizer
@@ -55,16 +55,6 @@ def decode_hf(model, prompt: torch.Tensor, new: int, use_cache: bool) -> torch.T
     )
 
 
-def timed(fn, repeats: int = 2) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="small")
@@ -102,8 +92,8 @@ def main() -> None:
         prompt = torch.randint(0, tok.base_size, (batch, args.prompt))
         for cache in (True, False):
             new = args.new if cache else args.new // 4
-            ours_s = timed(lambda: decode_ours(ours, prompt, new, cache))  # noqa: B023
-            hf_s = timed(lambda: decode_hf(hf, prompt, new, cache))  # noqa: B023
+            ours_s = best_of(lambda: decode_ours(ours, prompt, new, cache))  # noqa: B023
+            hf_s = best_of(lambda: decode_hf(hf, prompt, new, cache))  # noqa: B023
             ours_tps, hf_tps = batch * new / ours_s, batch * new / hf_s
             rows.append((batch, "yes" if cache else "no", new, ours_tps, hf_tps, ours_tps / hf_tps))
     print("\n| batch | KV cache | new tokens | MidiLM tok/s | GPT-2 generate tok/s | ratio |")
@@ -130,7 +120,7 @@ def main() -> None:
             loss.backward()
             opt.step()
 
-        seconds = timed(step, repeats=3)
+        seconds = best_of(step, repeats=3)
         speeds[name] = args.train_batch * t.max_seq_len / seconds
         print(f"| {name} | {speeds[name]:,.0f} | {speeds[name] / speeds['fp32']:.2f}x |")
 

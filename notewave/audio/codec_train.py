@@ -42,6 +42,7 @@ from notewave.audio.losses import (
     generator_hinge_loss,
 )
 from notewave.core.audio_io import load_audio
+from notewave.core.io import find_files
 from notewave.core.train import TrainConfig, Trainer, optimizer_tensors, restore_optimizer, setup_distributed
 from notewave.errors import ConfigError, DataError
 
@@ -71,13 +72,7 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
 
 # ---- data -----------------------------------------------------------------------------
 def _files(folder: str | os.PathLike[str], suffixes: set[str]) -> list[Path]:
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"data folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-    if not files:
-        raise DataError(f"no files ({', '.join(sorted(suffixes))}) under {root}")
-    return files
+    return find_files(folder, suffixes)
 
 
 def split_tracks(files: Sequence[Path], every: int = 5) -> tuple[list[Path], list[Path]]:

@@ -60,3 +60,20 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+
+
+def find_files(folder: str | os.PathLike[str], suffixes: set[str], kind: str = "data") -> list[Path]:
+    """Sorted files below ``folder`` whose suffix (lower-cased, e.g. ``".mid"``) is in ``suffixes``.
+
+    Raises:
+        DataError: when the folder does not exist or holds no such file (``kind`` names them).
+    """
+    from notewave.errors import DataError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"{kind} folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not files:
+        raise DataError(f"no {kind} files ({', '.join(sorted(suffixes))}) under {root}")
+    return files

@@ -17,6 +17,7 @@ import torch
 from symusic import Score
 from tqdm import tqdm
 
+from notewave.core.io import find_files
 from notewave.core.midi import load_score
 from notewave.errors import DataError, MidiError, TokenizerError
 from notewave.symbolic.tokenizer import MidiTokenizer
@@ -31,13 +32,7 @@ def midi_files(folder: str | os.PathLike[str]) -> list[Path]:
     Raises:
         DataError: when the folder does not exist or holds no MIDI file.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise DataError(f"MIDI folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"no MIDI files (.mid, .midi) under {root}")
-    return files
+    return find_files(folder, MIDI_SUFFIXES, kind="MIDI")
 
 
 def transpose(score: Score, semitones: int) -> Score:
