@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -217,8 +216,6 @@ def train_codec(
     trainer = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info)
     if disc is not None:
         disc.to(dist_info.device)
-    if resume:
-        trainer.resume()
     split = {
         "holdout_every": holdout_every,
         "train": train_set.names,
@@ -229,18 +226,17 @@ def train_codec(
     if dist_info.main:
         run.mkdir(parents=True, exist_ok=True)
         (run / "data_split.json").write_text(json.dumps(split, indent=2), encoding="utf-8")
-    start = time.perf_counter()
-    history = trainer.run()
+    result = trainer.fit(resume)
     summary = {
-        "steps": trainer.step,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "steps": result["steps"],
+        "wall_s": result["wall_s"],
         "train_hours": split["train_hours"],
         "train_files": len(train_set.names),
         "valid_files": len(valid_set.names),
-        "best_val_mel": trainer.best if math.isfinite(trainer.best) else None,
+        "best_val_mel": result["best_val_loss"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": model.config.to_dict(),
-        "history": history,
+        "history": result["history"],
     }
     if dist_info.main:
         (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -239,22 +239,18 @@ def train_audio_lm(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), eval_every=eval_every,
         save_every=eval_every, seed=seed,
     )  # fmt: skip
-    trainer = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info)
-    if resume:
-        trainer.resume()
-    train_start = time.perf_counter()
-    history = trainer.run()
+    result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info).fit(resume)
     summary = {
-        "steps": trainer.step,
-        "wall_s": round(time.perf_counter() - train_start, 1),
+        "steps": result["steps"],
+        "wall_s": result["wall_s"],
         "prepare_s": round(prep_s, 1),
         "train_tracks": len(train.tracks),
         "train_hours": round(sum(t.codes.shape[1] for t in train.tracks) / codec.frame_rate / 3600, 3),
         "valid_windows": len(windows),
-        "best_val_loss": trainer.best if math.isfinite(trainer.best) else None,
+        "best_val_loss": result["best_val_loss"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "styles": styles,
-        "history": history,
+        "history": result["history"],
     }
     if dist_info.main:
         (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

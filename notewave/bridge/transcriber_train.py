@@ -209,9 +209,6 @@ def train_transcriber(
             losses.append(float(transcription_loss(logits, labels)))
         return {"val_loss": float(np.mean(losses)), "val_onset_f1": onset_f1(m, val_items)}  # type: ignore[arg-type]
 
-    def save_fn(m: torch.nn.Module, folder: Path, extra: Any, info: dict[str, Any]) -> None:
-        m.save_pretrained(folder, extra_config={"training": info}, extra_files=extra)  # type: ignore[operator]
-
     tcfg = TrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -222,15 +219,13 @@ def train_transcriber(
         save_every=eval_every,
         seed=seed,
     )
-    trainer = Trainer(model, tcfg, run, batch_fn, loss_fn, eval_fn, save_fn, setup_distributed())
-    if resume:
-        trainer.resume()
-    history = trainer.run()
+    result = Trainer(model, tcfg, run, batch_fn, loss_fn, eval_fn, dist_info=setup_distributed()).fit(resume)
+    history = result["history"]
     summary = {
-        "steps": trainer.step,
+        "steps": result["steps"],
         "wall_s": round(time.perf_counter() - start_time, 1),
         "cpu_s": round(time.process_time() - start_cpu, 1),
-        "best_val_loss": trainer.best,
+        "best_val_loss": result["best_val_loss"],
         "final_val_onset_f1": history[-1].get("val_onset_f1") if history else None,
         "parameters": model.num_parameters(),
         "train_pieces": len(pieces),

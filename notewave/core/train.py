@@ -130,6 +130,14 @@ def restore_optimizer(
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def save_with_training_info(
+    model: nn.Module, folder: Path, extra_files: Callable[[Path], None], info: dict[str, Any]
+) -> None:
+    """Default checkpoint writer: ``model.save_pretrained(folder, extra_config={"training": info},
+    extra_files=extra_files)`` (every notewave model has this signature)."""
+    model.save_pretrained(folder, extra_config={"training": info}, extra_files=extra_files)  # type: ignore[operator]
+
+
 class Trainer:
     """Runs the optimisation of ``model``.
 
@@ -141,8 +149,8 @@ class Trainer:
         loss_fn: ``(forward, batch) -> scalar loss``; ``forward`` is the (DDP-wrapped) model.
         eval_fn: ``(model) -> {"val_loss": float, ...}`` on the validation data.
         save_fn: ``(model, folder, extra_files_callback, info) -> None`` writes the model's
-            checkpoint (e.g. ``MidiLM.save_pretrained``) and calls the callback with the
-            temporary folder so the trainer state lands in the same atomic write.
+            checkpoint and calls the callback with the temporary folder so the trainer state
+            lands in the same atomic write. Default: :func:`save_with_training_info`.
     """
 
     def __init__(
@@ -153,7 +161,7 @@ class Trainer:
         batch_fn: Callable[[torch.Generator], Any],
         loss_fn: Callable[[Callable[..., Any], Any], torch.Tensor],
         eval_fn: Callable[[nn.Module], dict[str, float]],
-        save_fn: Callable[[nn.Module, Path, Callable[[Path], None], dict[str, Any]], None],
+        save_fn: Callable[[nn.Module, Path, Callable[[Path], None], dict[str, Any]], None] | None = None,
         dist_info: Distributed | None = None,
     ):
         self.cfg = cfg
@@ -164,7 +172,8 @@ class Trainer:
         if self.dist.world > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.model)
         self.opt = make_optimizer(self.model, cfg)
-        self.batch_fn, self.loss_fn, self.eval_fn, self.save_fn = batch_fn, loss_fn, eval_fn, save_fn
+        self.batch_fn, self.loss_fn, self.eval_fn = batch_fn, loss_fn, eval_fn
+        self.save_fn = save_fn or save_with_training_info
         self.step = 0
         self.best = float("inf")
         self.generator = torch.Generator().manual_seed(cfg.seed + 1000 * self.dist.rank)
@@ -236,6 +245,20 @@ class Trainer:
         self.opt.step()
         self.step += 1
         return float(loss.detach()), float(norm)
+
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """:meth:`resume` (when asked) and :meth:`run`; returns ``steps``, ``wall_s`` (seconds of
+        training), ``best_val_loss`` (``None`` without validation) and ``history``."""
+        if resume:
+            self.resume()
+        start = time.perf_counter()
+        history = self.run()
+        return {
+            "steps": self.step,
+            "wall_s": round(time.perf_counter() - start, 1),
+            "best_val_loss": self.best if math.isfinite(self.best) else None,
+            "history": history,
+        }
 
     def run(self) -> list[dict[str, Any]]:
         """Train until ``cfg.steps``; returns the log records (one per validation)."""

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,9 +144,6 @@ def train_symbolic(
         total, count = mean_nll(m, windows)  # type: ignore[arg-type]
         return {"val_loss": total / count}
 
-    def save_fn(m: torch.nn.Module, folder: Path, extra: Any, info: dict[str, Any]) -> None:
-        m.save_pretrained(folder, extra_config={"training": info}, extra_files=extra)  # type: ignore[operator]
-
     cfg = TrainConfig(
         steps=steps,
         batch_size=batch_size,
@@ -159,19 +154,15 @@ def train_symbolic(
         save_every=eval_every,
         seed=seed,
     )
-    trainer = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info)
-    if resume:
-        trainer.resume()
-    start = time.perf_counter()
-    history = trainer.run()
+    result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, dist_info=dist_info).fit(resume)
     summary = {
-        "steps": trainer.step,
-        "wall_s": round(time.perf_counter() - start, 1),
+        "steps": result["steps"],
+        "wall_s": result["wall_s"],
         "train_tokens": train.num_tokens,
         "train_pieces": len(train.pieces),
-        "best_val_nll_per_token": trainer.best if math.isfinite(trainer.best) else None,
+        "best_val_nll_per_token": result["best_val_loss"],
         "parameters": model.num_parameters(),
-        "history": history,
+        "history": result["history"],
     }
     if dist_info.main:
         (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
