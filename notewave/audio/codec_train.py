@@ -43,11 +43,13 @@ from notewave.core.train import TrainConfig, Trainer, optimizer_tensors, restore
 from notewave.errors import ConfigError, DataError
 
 DISCRIMINATOR_FILE = "discriminator.safetensors"
-# Named sizes for `--config`: "tiny" for tests, "small" for the shipped CPU-trained checkpoint,
-# "base" = the CodecConfig defaults.
+# Named sizes for `--config`: "tiny" for tests, "small" (one residual unit per stage) and "medium"
+# (two, dilations 1 and 3: a wider receptive field for about 25 % more CPU time per step) for
+# CPU-trained checkpoints, "base" = the CodecConfig defaults.
 CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {"channels": 4, "dim": 16, "num_codebooks": 2, "codebook_size": 64, "dilations": (1,)},
     "small": {"channels": 16, "dim": 64, "dilations": (1,)},
+    "medium": {"channels": 16, "dim": 64, "dilations": (1, 3)},
     "base": {},
 }
 

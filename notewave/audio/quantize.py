@@ -18,8 +18,13 @@ Shapes: latents are float ``[B, D, T]`` (batch, latent dim, frames), codes int64
 codebooks, EMA statistics and the ``initialized`` flag) lives in float32/bool *buffers*,
 so ``state_dict()`` can be saved with safetensors and restores the quantizer exactly.
 Distances are computed in float32 with autocast disabled (a globally enabled TF32 matmul
-still applies on GPUs). The EMA statistics are local to the process (no all-reduce under
-data parallelism).
+still applies on GPUs).
+
+Under data parallelism (``torch.distributed`` initialised, world size > 1) the codebooks stay
+identical on every process: the k-means initialisation and the dead-code restart candidates
+come from rank 0 (broadcast), the EMA counts and sums are all-reduced (summed) before the
+update, so the statistics cover the global batch, and quantizer dropout draws one ``n_q`` for
+all ranks. Every rank must therefore call the quantizer the same number of times.
 
 Bad shapes, dtypes, options and code values raise :class:`~notewave.errors.ConfigError`.
 """
@@ -30,12 +35,25 @@ import math
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from notewave.errors import ConfigError
 
 _CHUNK_ELEMENTS = 1 << 22  # distance-matrix entries computed at once
+
+
+def _world() -> int:
+    """Number of data-parallel processes (1 when torch.distributed is not initialised)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _broadcast(*tensors: torch.Tensor) -> None:
+    """Copy rank 0's values of ``tensors`` (in place) to every process; no-op without DDP."""
+    if _world() > 1:
+        for t in tensors:
+            dist.broadcast(t, src=0)
 
 
 def _nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -162,12 +180,16 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(centroids)
         self.cluster_size.copy_(counts)
         self.embed_sum.copy_(centroids * counts[:, None])
+        _broadcast(self.codebook, self.cluster_size, self.embed_sum)
         self.initialized.fill_(True)
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         counts = _histogram(codes, self.codebook_size)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, flat)
+        if _world() > 1:  # statistics of the global batch
+            dist.all_reduce(counts)
+            dist.all_reduce(sums)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -183,6 +205,7 @@ class VectorQuantizer(nn.Module):
         m, n, dev = flat.shape[0], self.codebook_size, flat.device
         # one candidate per code (distinct vectors when the batch has enough); no host sync
         fresh = flat[torch.randperm(m, device=dev)[:n] if m >= n else torch.randint(m, (n,), device=dev)]
+        _broadcast(fresh)
         dead = self.cluster_size < self.dead_code_threshold
         self.codebook.copy_(torch.where(dead[:, None], fresh, self.codebook))
         self.cluster_size.masked_fill_(dead, self.dead_code_threshold)
@@ -324,8 +347,11 @@ class ResidualVectorQuantizer(nn.Module):
         _check_latents(x, self.dim)
         n = self._n_q(n_q)
         if n_q is None and self.training and self.quantizer_dropout > 0:
+            draw = torch.tensor(self.num_codebooks, device=x.device)
             if float(torch.rand(())) < self.quantizer_dropout:
-                n = int(torch.randint(1, self.num_codebooks + 1, (1,)))
+                draw.fill_(int(torch.randint(1, self.num_codebooks + 1, (1,))))
+            _broadcast(draw)  # one n_q for all ranks
+            n = int(draw)
         residual = x.float()
         quantized = torch.zeros_like(residual)
         codes, losses, perplexity = [], [], []

@@ -197,3 +197,52 @@ def test_bitrate_and_codebook_usage():
     assert usage["perplexity"] == pytest.approx([4.0, 1.0])
     assert usage["dead_share"] == pytest.approx([0.0, 0.75])
     assert ResidualVectorQuantizer(4, 2, 4).codebook_usage(codes) == usage
+
+
+def _ddp_worker(rank: int, world: int, store: str, out: str) -> None:
+    """Two gloo processes, each quantizing its own half of a batch (see the test below)."""
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        data = torch.Generator().manual_seed(7)
+        batches = [torch.randn(2 * world, 8, 12, generator=data) for _ in range(4)]
+        own = [b[2 * rank : 2 * rank + 2] for b in batches]
+        torch.manual_seed(0)  # same random codebooks on both ranks, no k-means, no restarts
+        ema = VectorQuantizer(8, 16, kmeans_init=False, dead_code_threshold=0).train()
+        torch.manual_seed(100 + rank)  # ranks draw different restart vectors and dropout n_q
+        rvq = ResidualVectorQuantizer(8, 3, 16, quantizer_dropout=1.0, dead_code_threshold=5.0).train()
+        used = []
+        for x in own:
+            ema(x)
+            used.append(rvq(x).codes.shape[1])
+        save_file(
+            {**{f"ema.{k}": v for k, v in buffers(ema).items() if k != "initialized"}}
+            | {f"rvq.{k}": v for k, v in buffers(rvq).items() if not k.endswith("initialized")}
+            | {"used": torch.tensor(used)},
+            f"{out}/rank{rank}.safetensors",
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_ranks_share_codebooks_and_global_ema_statistics(tmp_path):
+    """Under torch.distributed the EMA statistics are summed over ranks (so two ranks equal one
+    process on the whole batch), and k-means init, dead-code restarts and quantizer dropout agree."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(2)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for key in ranks[0]:
+        assert torch.equal(ranks[0][key], ranks[1][key]), key
+    data = torch.Generator().manual_seed(7)
+    batches = [torch.randn(4, 8, 12, generator=data) for _ in range(4)]
+    torch.manual_seed(0)
+    single = VectorQuantizer(8, 16, kmeans_init=False, dead_code_threshold=0).train()
+    for x in batches:
+        single(x)
+    for key, value in buffers(single).items():
+        if key != "initialized":
+            assert torch.allclose(ranks[0][f"ema.{key}"], value, atol=1e-5), key
