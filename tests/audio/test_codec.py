@@ -21,6 +21,7 @@ from notewave.audio.codec_cli import add_codec_cli
 from notewave.audio.codec_files import load_codes
 from notewave.audio.codec_metrics import (
     bitrate_kbps,
+    chroma_fidelity,
     evaluate_codec,
     format_table,
     mel_distance,
@@ -348,6 +349,28 @@ def test_metric_sanity(crop: torch.Tensor, tmp_path: Path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_chroma_fidelity_reads_pitch_on_a_real_render(jsb_test_files: list[Path]) -> None:
+    """A chorale render keeps its own chroma (1.0) and survives gain; the same notes a semitone
+    higher, or noise, score far lower, and Opus at 6 kbps keeps most of it."""
+    from symusic import Score
+
+    from notewave.bridge.render import render_midi
+
+    score = Score(str(jsb_test_files[0]))
+    up = score.copy()
+    for track in up.tracks:
+        for note in track.notes:
+            note.pitch += 1
+    x, y = (render_midi(s, SR, normalize="loudness")[0][0, SR : 4 * SR] for s in (score, up))
+    noise = np.random.default_rng(0).normal(0, 0.05, x.shape).astype(np.float32)
+    assert chroma_fidelity(x, x, SR) == pytest.approx(1.0)
+    assert chroma_fidelity(x, 0.3 * x, SR) == pytest.approx(1.0)
+    shifted, noisy = chroma_fidelity(x, y, SR), chroma_fidelity(x, noise, SR)
+    assert shifted < 0.3 and noisy < 0.3
+    if opus_available():
+        assert chroma_fidelity(x, opus_roundtrip(x, SR, 6.0)[0][0], SR) > 0.5
+
+
 @pytest.mark.skipif(not opus_available(), reason="opus-tools (opusenc/opusdec) not installed")
 def test_opus_comparison(trained: Codec, crop: torch.Tensor) -> None:
     x = crop[0, 0].numpy()
@@ -360,7 +383,7 @@ def test_opus_comparison(trained: Codec, crop: torch.Tensor) -> None:
         "Opus --bitrate 6"
     ]
     assert result["rows"][0]["kbps"] == pytest.approx(0.3) and len(result["rows"][1]["perplexity"]) == 2
-    assert "Opus --bitrate 6" in format_table(result)
+    assert "Opus --bitrate 6" in format_table(result) and 0.0 <= result["rows"][2]["chroma"] <= 1.0
 
 
 @pytest.mark.skipif(not (DEFAULT_CODEC_CHECKPOINT / "config.json").is_file(), reason="no shipped codec")
