@@ -65,6 +65,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
 def find_files(folder: str | os.PathLike[str], suffixes: set[str], kind: str = "data") -> list[Path]:
     """Sorted files below ``folder`` whose suffix (lower-cased, e.g. ``".mid"``) is in ``suffixes``.
 
+    Hidden files and folders (names starting with ``.``, such as the temporary files of an
+    interrupted atomic write) are skipped.
+
     Raises:
         DataError: when the folder does not exist or holds no such file (``kind`` names them).
     """
@@ -73,7 +76,13 @@ def find_files(folder: str | os.PathLike[str], suffixes: set[str], kind: str = "
     root = Path(folder)
     if not root.is_dir():
         raise DataError(f"{kind} folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
     if not files:
         raise DataError(f"no {kind} files ({', '.join(sorted(suffixes))}) under {root}")
     return files
