@@ -19,7 +19,14 @@ Also measured: FluidSynth render speed of whole chorales at 32 kHz, our in-proce
 (pyfluidsynth, ``notewave.bridge.render.render_midi``) against the ``fluidsynth`` command line
 (``fluidsynth -ni -F out.wav -r 32000 SF2 IN.mid``; includes process start and SoundFont loading).
 
-Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--json OUT]``
+With ``--midi DIR`` (repeatable) the pieces are instead the held-out files of each folder, the
+ones ``notewave train transcriber`` keeps for validation and never trains on (every 20th file by
+sorted path, see :func:`notewave.symbolic.train.split_folder`), the first ``--pieces`` of each:
+e.g. ``--midi data/music21/palestrina --midi data/music21/beethoven`` measures music other than
+chorales (more voices, wider ranges, other rhythms).
+
+Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--midi DIR ...]
+[--json OUT]``
 """
 
 from __future__ import annotations
@@ -178,16 +185,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint", type=Path, default=None, help="transcriber checkpoint (default: shipped)"
     )
+    parser.add_argument(
+        "--midi", type=Path, action="append", default=None, help="use this folder's held-out files instead"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    pieces = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
+    if args.midi:
+        from notewave.symbolic.train import split_folder
+
+        pieces = [f for folder in args.midi for f in split_folder(folder)[1][: args.pieces]]
+        where = f"held-out files of {', '.join(str(f) for f in args.midi)}"
+    else:
+        pieces = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
+        where = "held-out JSB test chorales"
     found = {p.name: p for p in reversed(list_soundfonts()) if p.name in SOUNDFONT_NAMES}
     fonts = [found[name] for name in SOUNDFONT_NAMES if name in found]
     ckpt = args.checkpoint or DEFAULT_TRANSCRIBER_CHECKPOINT
-    print(f"{len(pieces)} held-out JSB test chorales x {args.seconds:g} s; checkpoint {ckpt}; one CPU thread")
+    print(f"{len(pieces)} {where} x {args.seconds:g} s; checkpoint {ckpt}; one CPU thread")
     table = transcription_table(pieces, args.seconds, fonts, args.checkpoint)
     speed = render_speed(pieces, fonts)
     print(f"\nbasic-pitch: {table['basic_pitch']}")

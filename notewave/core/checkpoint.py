@@ -54,6 +54,9 @@ def write_checkpoint(
         if extra is not None:
             extra(tmp)
         os.chmod(tmp, default_mode(0o777))  # mkdtemp makes 0700 folders
+        for file in tmp.iterdir():  # and safetensors writes 0600 files
+            if file.is_file():
+                os.chmod(file, default_mode(0o666))
         old = None
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

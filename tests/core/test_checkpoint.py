@@ -57,3 +57,5 @@ def test_atomic_outputs_get_the_usual_permissions(tmp_path):
     folder = write_checkpoint(tmp_path / "ckpt", torch.nn.Linear(2, 2).state_dict(), {})
     assert stat.S_IMODE(os.stat(tmp_path / "out.txt").st_mode) == default_mode(0o666)
     assert stat.S_IMODE(os.stat(folder).st_mode) == default_mode(0o777)
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE(os.stat(folder / name).st_mode) == default_mode(0o666), name
