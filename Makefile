@@ -1,5 +1,6 @@
 # notewave: the two set-up commands.
-#   make demo   install everything (system packages, .venv, CPU torch, notewave) and continue a real chorale
+#   make demo   install everything (system packages, .venv, CPU torch, notewave), continue a real chorale
+#               and turn the result into audio with the audio LM (melody conditioning)
 #   make test   the same install, then lint, format check and the test suite
 # Override the torch requirement for a GPU build: make demo TORCH=torch
 
@@ -47,7 +48,10 @@ install: system $(VENV)/.installed
 demo: install
 	$(BIN)/notewave generate --prompt $(DEMO_PROMPT) --prompt-bars 4 --bars 8 --style bach --temperature 0.8 \
 		--out out/demo.mid --wav out/demo.wav
-	@echo "demo written: $(CURDIR)/out/demo.mid and $(CURDIR)/out/demo.wav"
+	$(BIN)/notewave generate-audio --melody out/demo.mid --text "Bach chorale, church organ" --style bach \
+		--seconds 12 --cfg-coef 3 --seed 0 --out out/demo_audio_lm.wav
+	@echo "demo written: $(CURDIR)/out/demo.mid, $(CURDIR)/out/demo.wav (FluidSynth render) and"
+	@echo "  $(CURDIR)/out/demo_audio_lm.wav (the audio LM following the continuation's melody)"
 
 lint: system-test install
 	$(BIN)/ruff check .

@@ -47,13 +47,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="excerpt length in seconds (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-render", action="store_true", help="skip the FluidSynth reference row")
+    parser.add_argument(
+        "--split", default="test", choices=("test", "valid"),
+        help="JSB split (default test; valid is for choosing between checkpoints without the test split)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     model = AudioLM.from_pretrained(args.checkpoint)
     rate, fps = model.sample_rate, model.frame_rate
     style = "bach" if "bach" in model.config.conditions.styles else None
     text = TEXT if model.config.conditions.text else None
-    files = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
+    files = sorted((JSB_MIDI_DIR / args.split).glob("*.mid"))[: args.pieces]
     rows = {
         "melody, cfg 3": (True, 3.0),
         "melody, cfg 1": (True, 1.0),
@@ -92,7 +96,8 @@ def main() -> None:
             f"{i + 1}/{len(files)} {path.name}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in scores.items())
         )
     elapsed = time.perf_counter() - start
-    print(f"\ncheckpoint {args.checkpoint}; {len(files)} JSB test chorales, first {args.seconds:g} s each; ")
+    where = f"{len(files)} JSB {args.split} chorales"
+    print(f"\ncheckpoint {args.checkpoint}; {where}, first {args.seconds:g} s each; ")
     print(f"text={text!r}, style={style!r}, seed {args.seed}+i; {elapsed:.0f} s in all\n")
     print("| condition | mean chroma cosine | std | min | max |")
     print("| --- | --- | --- | --- | --- |")
