@@ -305,3 +305,18 @@ def test_shipped_lm_follows_a_melody_from_midi():
             scores.append(chroma_similarity(chroma_from_audio(wav, rate, 50, argmax=True), melody)[0])
     assert np.mean(with_melody) > np.mean(without) + 0.08, (with_melody, without)
     assert sum(a > b for a, b in zip(with_melody, without)) >= 6, (with_melody, without)
+
+
+@pytest.mark.skipif(not (SHIPPED_LM / "config.json").is_file(), reason="no shipped audio LM")
+def test_generate_audio_cli_with_shipped_models_and_one_line_warnings(tmp_path, capsys):
+    from notewave.cli import main
+
+    out = tmp_path / "sketch.wav"
+    melody = JSB_MIDI_DIR / "test" / "jsb_test_003.mid"  # 36.75 s: trimmed to the 0.5 s asked for
+    argv = ["generate-audio", "--melody", str(melody), "--style", "bach", "--seconds", "0.5"]
+    assert main([*argv, "--out", str(out), "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "notewave: warning: the melody has 1838 frames but only 25 are generated" in err
+    assert "UserWarning" not in err and "generate.py" not in err
+    wav, rate = soundfile.read(out, dtype="float32")
+    assert rate == 32000 and wav.shape == (16000,) and np.isfinite(wav).all()
