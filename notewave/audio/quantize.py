@@ -35,25 +35,13 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from notewave.core.distributed import all_reduce_sum, broadcast_from_rank0
 from notewave.errors import ConfigError
 
 _CHUNK_ELEMENTS = 1 << 22  # distance-matrix entries computed at once
-
-
-def _world() -> int:
-    """Number of data-parallel processes (1 when torch.distributed is not initialised)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _broadcast(*tensors: torch.Tensor) -> None:
-    """Copy rank 0's values of ``tensors`` (in place) to every process; no-op without DDP."""
-    if _world() > 1:
-        for t in tensors:
-            dist.broadcast(t, src=0)
 
 
 def _nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -180,16 +168,14 @@ class VectorQuantizer(nn.Module):
         self.codebook.copy_(centroids)
         self.cluster_size.copy_(counts)
         self.embed_sum.copy_(centroids * counts[:, None])
-        _broadcast(self.codebook, self.cluster_size, self.embed_sum)
+        broadcast_from_rank0(self.codebook, self.cluster_size, self.embed_sum)
         self.initialized.fill_(True)
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         counts = _histogram(codes, self.codebook_size)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, flat)
-        if _world() > 1:  # statistics of the global batch
-            dist.all_reduce(counts)
-            dist.all_reduce(sums)
+        all_reduce_sum(counts, sums)  # statistics of the global batch under data parallelism
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -205,7 +191,7 @@ class VectorQuantizer(nn.Module):
         m, n, dev = flat.shape[0], self.codebook_size, flat.device
         # one candidate per code (distinct vectors when the batch has enough); no host sync
         fresh = flat[torch.randperm(m, device=dev)[:n] if m >= n else torch.randint(m, (n,), device=dev)]
-        _broadcast(fresh)
+        broadcast_from_rank0(fresh)
         dead = self.cluster_size < self.dead_code_threshold
         self.codebook.copy_(torch.where(dead[:, None], fresh, self.codebook))
         self.cluster_size.masked_fill_(dead, self.dead_code_threshold)
@@ -350,7 +336,7 @@ class ResidualVectorQuantizer(nn.Module):
             draw = torch.tensor(self.num_codebooks, device=x.device)
             if float(torch.rand(())) < self.quantizer_dropout:
                 draw.fill_(int(torch.randint(1, self.num_codebooks + 1, (1,))))
-            _broadcast(draw)  # one n_q for all ranks
+            broadcast_from_rank0(draw)  # one n_q for all ranks
             n = int(draw)
         residual = x.float()
         quantized = torch.zeros_like(residual)

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from notewave.core.distributed import Distributed, setup_distributed
 from notewave.errors import CheckpointError, ConfigError
 
 TRAINER_WEIGHTS = "trainer.safetensors"
@@ -63,35 +64,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-@dataclass
-class Distributed:
-    """Process-group facts: ``rank`` 0 of ``world`` 1 when not launched by torchrun."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed() -> Distributed:
-    """Join the process group that ``torchrun`` describes in the environment (or none)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    if world > 1:
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if cuda else "gloo")
-        rank = dist.get_rank()
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
-        if cuda:
-            torch.cuda.set_device(device)
-        return Distributed(rank, world, device)
-    return Distributed(0, 1, torch.device("cuda" if cuda else "cpu"))
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
