@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.core.distributed import all_reduce_sum, broadcast_from_rank0
+from notewave.core.distributed import all_reduce_sum, broadcast_from_rank0, world_size
 from notewave.errors import ConfigError
 
 _CHUNK_ELEMENTS = 1 << 22  # distance-matrix entries computed at once
@@ -333,11 +333,12 @@ class ResidualVectorQuantizer(nn.Module):
         _check_latents(x, self.dim)
         n = self._n_q(n_q)
         if n_q is None and self.training and self.quantizer_dropout > 0:
-            draw = torch.tensor(self.num_codebooks, device=x.device)
             if float(torch.rand(())) < self.quantizer_dropout:
-                draw.fill_(int(torch.randint(1, self.num_codebooks + 1, (1,))))
-            broadcast_from_rank0(draw)  # one n_q for all ranks
-            n = int(draw)
+                n = int(torch.randint(1, self.num_codebooks + 1, (1,)))
+            if world_size() > 1:  # one n_q for all ranks (no device sync without DDP)
+                draw = torch.tensor(n, device=x.device)
+                broadcast_from_rank0(draw)
+                n = int(draw)
         residual = x.float()
         quantized = torch.zeros_like(residual)
         codes, losses, perplexity = [], [], []
