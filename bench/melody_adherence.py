@@ -58,6 +58,8 @@ def main() -> None:
     style = "bach" if "bach" in model.config.conditions.styles else None
     text = TEXT if model.config.conditions.text else None
     files = sorted((JSB_MIDI_DIR / args.split).glob("*.mid"))[: args.pieces]
+    if not files:
+        parser.error(f"no MIDI files in {JSB_MIDI_DIR / args.split}; run `notewave data jsb` first")
     rows = {
         "melody, cfg 3": (True, 3.0),
         "melody, cfg 1": (True, 1.0),

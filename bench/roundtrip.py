@@ -22,7 +22,7 @@ Also measured: FluidSynth render speed of whole chorales at 32 kHz, our in-proce
 With ``--midi DIR`` (repeatable) the pieces are instead the held-out files of each folder, the
 ones ``notewave train transcriber`` keeps for validation and never trains on (every 20th file by
 sorted path, see :func:`notewave.symbolic.train.split_folder`), the first ``--pieces`` of each:
-e.g. ``--midi data/music21/palestrina --midi data/music21/beethoven`` measures music other than
+e.g. ``--midi data/music21/palestrina --midi data/music21/trecento`` measures music other than
 chorales (more voices, wider ranges, other rhythms).
 
 Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--midi DIR ...]
@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         from notewave.symbolic.train import split_folder
 
         pieces = [f for folder in args.midi for f in split_folder(folder)[1][: args.pieces]]
+        if not pieces:
+            parser.error("these folders hold no held-out files (fewer than 20 files each?)")
         where = f"held-out files of {', '.join(str(f) for f in args.midi)}"
     else:
         pieces = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
