@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from _timing import best_of
 
-from notewave.audio.codec import Codec, CodecConfig
-from notewave.audio.conditioning import ConditionConfig, Conditions
-from notewave.audio.generate import generate_codes
-from notewave.audio.lm import AudioLM
-from notewave.audio.lm_train import config_for
-from notewave.audio.patterns import PATTERNS
+from notewave.audio.codec.model import Codec, CodecConfig
+from notewave.audio.lm.conditioning import ConditionConfig, Conditions
+from notewave.audio.lm.generate import generate_codes
+from notewave.audio.lm.model import AudioLM
+from notewave.audio.lm.patterns import PATTERNS
+from notewave.audio.lm.train import config_for
 from notewave.core.sampling import sample
 from notewave.paths import DATA_DIR
 
@@ -36,7 +36,7 @@ WESNOTH = "/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg"
 
 @torch.no_grad()
 def generate_without_cache(model: AudioLM, cond: Conditions, frames: int, seed: int = 0) -> torch.Tensor:
-    """The decoding loop of :func:`notewave.audio.generate.generate_window` (CFG 1) without a KV cache."""
+    """The decoding loop of :func:`notewave.audio.lm.generate.generate_window` (CFG 1) without a KV cache."""
     g = torch.Generator().manual_seed(seed)
     layout = model.pattern.step_positions(frames)
     seq = torch.full((1, model.num_codebooks, layout.shape[1]), model.special, dtype=torch.long)

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from _timing import best_of
 
-from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec
-from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
-from notewave.audio.codec_train import WESNOTH_MUSIC, split_folder
+from notewave.audio.codec.metrics import evaluate_codec, format_table, heldout_clips
+from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec
+from notewave.audio.codec.train import WESNOTH_MUSIC, split_folder
 from notewave.paths import JSB_MIDI_DIR
 
 

@@ -31,11 +31,12 @@ import warnings
 import numpy as np
 import torch
 
-from notewave.audio.conditioning import build_conditions
-from notewave.audio.lm import DEFAULT_AUDIO_CHECKPOINT, AudioLM
-from notewave.audio.text_embedding import embed_text
+from notewave.audio.lm.conditioning import build_conditions
+from notewave.audio.lm.model import AudioLM
+from notewave.audio.lm.text import embed_text
 from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
-from notewave.paths import JSB_MIDI_DIR
+from notewave.paths import DEFAULT_AUDIO_CHECKPOINT, JSB_MIDI_DIR
+from notewave.pipelines.sound import SoundGenerator
 
 TEXT = "Bach chorale, church organ"
 
@@ -53,7 +54,8 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
 
-    model = AudioLM.from_pretrained(args.checkpoint)
+    sound = SoundGenerator.from_pretrained(args.checkpoint)
+    model = sound.lm
     rate, fps = model.sample_rate, model.frame_rate
     style = "bach" if "bach" in model.config.conditions.styles else None
     text = TEXT if model.config.conditions.text else None
@@ -75,7 +77,7 @@ def main() -> None:
     for i, path in enumerate(files):
         melody = chroma_from_midi(path, frame_rate=fps, mode="velocity", duration=args.seconds, argmax=True)
         for name, (use_melody, cfg) in rows.items():
-            wav, _ = model.generate(
+            wav, _ = sound.generate(
                 melody=melody if use_melody else None, text=text, style=style, seconds=args.seconds,
                 cfg_coef=cfg, seed=args.seed + i, progress=False,
             )  # fmt: skip
@@ -88,9 +90,9 @@ def main() -> None:
             scores["render (reference)"].append(
                 chroma_similarity(chroma_from_audio(ref, rate, fps, argmax=True), melody)[0]
             )
-            codes = model.codec.encode(torch.from_numpy(ref)[None])
+            codes = sound.codec.encode(torch.from_numpy(ref)[None])
             pieces.append((codes[:, :, : model.max_frames], melody))
-            resynth = model.codec.decode(codes)[0].numpy()
+            resynth = sound.codec.decode(codes)[0].numpy()
             scores["render through the codec"].append(
                 chroma_similarity(chroma_from_audio(resynth, rate, fps, argmax=True), melody)[0]
             )

@@ -49,10 +49,10 @@ sys.path.insert(0, str(ROOT))
 
 from notewave.bridge.render import render_midi, write_wav  # noqa: E402
 from notewave.bridge.soundfont import list_soundfonts  # noqa: E402
-from notewave.bridge.transcribe import DEFAULT_TRANSCRIBER_CHECKPOINT, load_transcriber, transcribe  # noqa: E402
-from notewave.bridge.transcriber_data import load_piece  # noqa: E402
-from notewave.bridge.transcriber_train import note_f1  # noqa: E402
-from notewave.paths import JSB_MIDI_DIR  # noqa: E402
+from notewave.bridge.transcription.data import load_piece  # noqa: E402
+from notewave.bridge.transcription.train import note_f1  # noqa: E402
+from notewave.bridge.transcription.transcribe import load_transcriber, transcribe  # noqa: E402
+from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT, JSB_MIDI_DIR  # noqa: E402
 
 CONDITIONS = [  # (name, GM program, family, seen in training)
     ("organ 19", 19, "organ", True),
@@ -99,7 +99,7 @@ def basic_pitch_runner():
 
 
 def rows_to_events(rows: np.ndarray):
-    from notewave.bridge.transcribe import NoteEvent
+    from notewave.bridge.transcription.notes import NoteEvent
 
     return [NoteEvent(float(s), float(e), int(p), 80) for s, e, p in rows[:, :3]]
 

@@ -66,7 +66,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     tok = MidiTokenizer(["bach"])
-    ours = MidiLM(config_for(args.config, tok, dropout=0.0), tok).eval()
+    ours = MidiLM(config_for(args.config, tok, dropout=0.0)).eval()
     t = ours.config.transformer
     hf_config = GPT2Config(
         vocab_size=tok.vocab_size,
@@ -107,7 +107,7 @@ def main() -> None:
 
     print("\n| training | tokens/s | ratio to fp32 |")
     print("|---|---|---|")
-    train_model = MidiLM(config_for(args.config, tok), tok).train()
+    train_model = MidiLM(config_for(args.config, tok)).train()
     opt = make_optimizer(train_model, TrainConfig())
     x = torch.randint(0, tok.base_size, (args.train_batch, t.max_seq_len + 1))
     speeds = {}

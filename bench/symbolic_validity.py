@@ -18,13 +18,13 @@ from tqdm import tqdm
 
 from notewave.errors import NotewaveError
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT, JSB_MIDI_DIR
+from notewave.pipelines.composer import Composer
 from notewave.symbolic.generate import sample_continuation
 from notewave.symbolic.grammar import grammar_errors
-from notewave.symbolic.model import MidiLM
+from notewave.symbolic.tokenizer import MidiTokenizer
 
 
-def decode_problems(model: MidiLM, ids: list[int]) -> list[str]:
-    tok = model.tokenizer
+def decode_problems(tok: MidiTokenizer, ids: list[int]) -> list[str]:
     problems = grammar_errors(tok, ids)
     try:
         score = tok.decode(ids)
@@ -42,16 +42,18 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(DEFAULT_SYMBOLIC_CHECKPOINT))
     parser.add_argument("--bars", type=int, default=2)
     args = parser.parse_args()
-    model = MidiLM.from_pretrained(args.checkpoint)
-    style = model.tokenizer.styles[0] if model.tokenizer.styles else None
+    composer = Composer.from_pretrained(args.checkpoint)
+    model, tok = composer.model, composer.tokenizer
+    style = tok.styles[0] if tok.styles else None
     files = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))
-    bar_id = model.tokenizer.remi["Bar_None"]
+    bar_id = tok.remi["Bar_None"]
     rows = {}
     for constrained in (False, True):
         valid, tokens, start = 0, 0, time.perf_counter()
         for i in tqdm(range(args.samples), desc="constrained" if constrained else "unconstrained"):
             result = sample_continuation(
                 model,
+                tok,
                 files[i % len(files)],
                 bars=args.bars,
                 prompt_bars=2,
@@ -62,7 +64,7 @@ def main() -> None:
             )
             ids = [bar_id, *result.new_ids]
             tokens += len(ids)
-            valid += not decode_problems(model, ids)
+            valid += not decode_problems(tok, ids)
         rows[constrained] = (valid / args.samples, tokens / (time.perf_counter() - start))
     print(f"\n{args.samples} samples of {args.bars} bars from {args.checkpoint}")
     print("| sampling | decode without errors | tokens/s |")

@@ -21,20 +21,21 @@ def jsb_test_files() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def chorales_model():
-    """The shipped default MIDI LM (trained on the JSB train split)."""
-    from notewave.symbolic.model import MidiLM
+    """The shipped default MIDI LM with its tokenizer (trained on the JSB train split)."""
+    from notewave.pipelines.composer import Composer
 
-    return MidiLM.from_pretrained(DEFAULT_SYMBOLIC_CHECKPOINT)
+    return Composer.from_pretrained(DEFAULT_SYMBOLIC_CHECKPOINT)
 
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """An untrained tiny MIDI LM with the real tokenizer (style 'bach')."""
+    """An untrained tiny MIDI LM with the real tokenizer (style 'bach'), as a Composer."""
     import torch
 
+    from notewave.pipelines.composer import Composer
     from notewave.symbolic.model import MidiLM, config_for
     from notewave.symbolic.tokenizer import MidiTokenizer
 
     torch.manual_seed(0)
     tokenizer = MidiTokenizer(["bach"])
-    return MidiLM(config_for("tiny", tokenizer), tokenizer).eval()
+    return Composer(MidiLM(config_for("tiny", tokenizer)).eval(), tokenizer)

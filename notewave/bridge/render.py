@@ -9,7 +9,6 @@ exact to within one block (2 ms at 32 kHz). Reverb and chorus are off unless ask
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections import Counter
 from pathlib import Path
@@ -246,35 +245,3 @@ def render_folder(
     kwargs["soundfont"] = find_soundfont(kwargs.get("soundfont"))
     bar = tqdm(files, desc="render", unit="file", disable=not progress)
     return [render_file(p, target / p.relative_to(source).with_suffix(".wav"), **kwargs) for p in bar]
-
-
-def _cli_render(args: argparse.Namespace) -> int:
-    """Run the ``render`` subcommand; returns exit status 0 (errors propagate as NotewaveError)."""
-    opts = dict(sample_rate=args.sample_rate, soundfont=args.soundfont, stereo=args.stereo)
-    opts.update(tail_seconds=args.tail, normalize=args.normalize)
-    if Path(args.input).is_dir():
-        written = render_folder(args.input, args.output, pattern=args.pattern, **opts)
-        print(f"rendered {len(written)} file(s) into {args.output}")
-    else:
-        print(f"rendered {render_file(args.input, args.output, **opts)}")
-    return 0
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave render IN OUT [options]`` on an argparse subparsers object.
-
-    IN is a MIDI file (OUT a .wav file) or a folder (OUT a folder). The parser's ``func``
-    default takes the parsed Namespace and returns an exit status. Returns the subparser.
-    """
-    about = "render MIDI (a file, or every file in a folder) to 16-bit WAV with FluidSynth"
-    parser = subparsers.add_parser("render", help=about, description=about)
-    parser.add_argument("input", metavar="IN", help="a MIDI file, or a folder of them")
-    parser.add_argument("output", metavar="OUT", help="the .wav file, or a folder when IN is a folder")
-    parser.add_argument("--sample-rate", type=int, default=32000, help="output rate in Hz (default 32000)")
-    parser.add_argument("--soundfont", help=".sf2 file (default: $NOTEWAVE_SOUNDFONT, then system)")
-    parser.add_argument("--stereo", action="store_true", help="write stereo instead of mono")
-    parser.add_argument("--tail", type=float, default=1.0, help="seconds kept after the last note-off")
-    parser.add_argument("--normalize", choices=["peak", "loudness"], help="output level normalization")
-    parser.add_argument("--pattern", default="*.mid", help="glob of MIDI files in a folder (default *.mid)")
-    parser.set_defaults(func=_cli_render)
-    return parser

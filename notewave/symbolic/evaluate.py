@@ -20,15 +20,18 @@ from tqdm import tqdm
 from notewave.core.midi import load_score
 from notewave.paths import JSB_MIDI_DIR
 from notewave.symbolic.data import TokenDataset, midi_files
-from notewave.symbolic.generate import bar_lines
+from notewave.symbolic.generate import bar_lines, continue_midi
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.stats import note_statistics
+from notewave.symbolic.tokenizer import MidiTokenizer
 from notewave.symbolic.train import mean_nll
 
 
-def split_nll(model: MidiLM, files: list[Path], style: str | None = None) -> dict[str, float]:
+def split_nll(
+    model: MidiLM, tok: MidiTokenizer, files: list[Path], style: str | None = None
+) -> dict[str, float]:
     """NLL per token and per note (nats) of ``files``, with token and note counts."""
-    data = TokenDataset(files, model.tokenizer, style, (0,), progress=False)
+    data = TokenDataset(files, tok, style, (0,), progress=False)
     total, count = mean_nll(model, data.eval_windows(model.context))
     notes = sum(p.notes for p in data.pieces)
     return {"nll_per_token": total / count, "nll_per_note": total / notes, "tokens": count, "notes": notes}
@@ -41,6 +44,7 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def continuation_statistics(
     model: MidiLM,
+    tok: MidiTokenizer,
     files: list[Path],
     samples: int = 10,
     prompt_bars: int = 4,
@@ -57,8 +61,8 @@ def continuation_statistics(
         score = load_score(path)
         lines = bar_lines(score, score.end())
         cut, stop = lines[prompt_bars], lines[prompt_bars + bars]
-        out = model.continue_midi(
-            score, bars=bars, prompt_bars=prompt_bars, seed=seed + index, style=style, **sampling
+        out = continue_midi(
+            model, tok, score, bars=bars, prompt_bars=prompt_bars, seed=seed + index, style=style, **sampling
         )
         generated.append(note_statistics(out, cut, None, bars))
         real.append(note_statistics(score, cut, stop, bars))
@@ -83,9 +87,9 @@ def evaluate_symbolic(
         CheckpointError: the checkpoint cannot be loaded.
         DataError: the split folder is missing or has no MIDI files.
     """
-    model = MidiLM.from_pretrained(checkpoint)
-    if style is None and model.tokenizer.styles:
-        style = model.tokenizer.styles[0]
+    model, tok = MidiLM.from_pretrained(checkpoint), MidiTokenizer.load(checkpoint)
+    if style is None and tok.styles:
+        style = tok.styles[0]
     files = midi_files(Path(data or JSB_MIDI_DIR) / split)
     torch.manual_seed(seed)
     result: dict[str, Any] = {
@@ -94,11 +98,19 @@ def evaluate_symbolic(
         "files": len(files),
         "style": style,
     }
-    result.update(split_nll(model, files, style))
+    result.update(split_nll(model, tok, files, style))
     result["bits_per_note"] = result["nll_per_note"] / math.log(2)
     if samples:
         result["sampling"] = {"temperature": temperature, "top_p": top_p}
         result["continuations"] = continuation_statistics(
-            model, files, samples, bars=bars, seed=seed, style=style, temperature=temperature, top_p=top_p
+            model,
+            tok,
+            files,
+            samples,
+            bars=bars,
+            seed=seed,
+            style=style,
+            temperature=temperature,
+            top_p=top_p,
         )
     return result

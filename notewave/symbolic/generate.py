@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from symusic import Note, Score, Track
@@ -19,11 +19,9 @@ from notewave.core.midi import MidiLike, load_score
 from notewave.core.sampling import check_sampling_args, sample
 from notewave.errors import ConfigError
 from notewave.symbolic.grammar import RemiGrammar, State
+from notewave.symbolic.model import MidiLM
 from notewave.symbolic.tokenizer import MidiTokenizer
 from notewave.symbolic.voices import assign_voices
-
-if TYPE_CHECKING:
-    from notewave.symbolic.model import MidiLM
 
 
 def bar_ticks(score: Score, tick: int) -> int:
@@ -71,6 +69,7 @@ def first_bars(score: Score, bars: int) -> Score:
 
 def _sample_tokens(
     model: MidiLM,
+    tok: MidiTokenizer,
     prefix: list[int],
     body: list[int],
     bars: int,
@@ -84,7 +83,6 @@ def _sample_tokens(
     progress: bool,
 ) -> list[int]:
     """Sample until ``bars`` more ``Bar`` tokens; returns the new ids (the closing Bar excluded)."""
-    tok = model.tokenizer
     bar_id = tok.remi["Bar_None"]
     context = model.context
     generated: list[int] = []
@@ -155,7 +153,9 @@ class Continuation:
     start_tick: int
 
 
-def continue_midi(model: MidiLM, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
+def continue_midi(
+    model: MidiLM, tok: MidiTokenizer, prompt: MidiLike, bars: int = 8, **options: Any
+) -> Score:
     """Continue ``prompt`` by ``bars`` bars and return prompt + continuation as one ``Score``.
 
     The continuation starts on the first bar line at or after the prompt's last note-off
@@ -167,6 +167,7 @@ def continue_midi(model: MidiLM, prompt: MidiLike, bars: int = 8, **options: Any
 
     Args (``options`` are the keyword arguments of :func:`sample_continuation`):
         model: the trained model.
+        tok: the tokenizer the model was trained with.
         prompt: MIDI path, bytes or ``symusic.Score``.
         bars: number of bars to add (>= 1).
         temperature, top_k, top_p: sampling (see :mod:`notewave.core.sampling`).
@@ -189,13 +190,14 @@ def continue_midi(model: MidiLM, prompt: MidiLike, bars: int = 8, **options: Any
         ConfigError: invalid sampling arguments or ``bars < 1``.
         TokenizerError: when the tokens cannot be decoded (only possible unconstrained).
     """
-    result = sample_continuation(model, prompt, bars, **options)
-    return merge_continuation(result.score, model.tokenizer, result.new_ids, result.start_tick)
+    result = sample_continuation(model, tok, prompt, bars, **options)
+    return merge_continuation(result.score, tok, result.new_ids, result.start_tick)
 
 
 @torch.no_grad()
 def sample_continuation(
     model: MidiLM,
+    tok: MidiTokenizer,
     prompt: MidiLike,
     bars: int = 8,
     temperature: float = 1.0,
@@ -216,7 +218,6 @@ def sample_continuation(
     score = load_score(prompt, allow_drums_only=False)
     if prompt_bars is not None:
         score = first_bars(score, prompt_bars)
-    tok = model.tokenizer
     prompt_programs = tok.programs_of(score)
     prefix = tok.prefix(style, prompt_programs)
     body = tok.encode_body(score)
@@ -239,6 +240,7 @@ def sample_continuation(
     model.eval()
     new_ids = _sample_tokens(
         model,
+        tok,
         prefix,
         body,
         bars,

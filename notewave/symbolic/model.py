@@ -1,7 +1,8 @@
 """The MIDI language model: token embeddings, the shared core transformer and an output head.
 
 A MuseNet-style decoder-only transformer (Payne 2019) over the tokens of
-:class:`~notewave.symbolic.tokenizer.MidiTokenizer`.
+:class:`~notewave.symbolic.tokenizer.MidiTokenizer`. A plain module: the model with its
+tokenizer, loading and generating MIDI, is :class:`notewave.pipelines.Composer`.
 """
 
 from __future__ import annotations
@@ -32,19 +33,27 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 @dataclass
 class MidiLMConfig:
-    """Configuration of a :class:`MidiLM`: the vocabulary size and the transformer's size."""
+    """Configuration of a :class:`MidiLM`: the vocabulary size, the padding id (ignored by the
+    loss) and the transformer's size."""
 
     vocab_size: int
     transformer: TransformerConfig
+    pad_id: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vocab_size": self.vocab_size, "transformer": asdict(self.transformer), "kind": "midi-lm"}
+        return {
+            "vocab_size": self.vocab_size,
+            "pad_id": self.pad_id,
+            "transformer": asdict(self.transformer),
+            "kind": "midi-lm",
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MidiLMConfig:
         if data.get("kind") != "midi-lm":
             raise CheckpointError(f"not a MIDI LM config (kind={data.get('kind')!r})")
-        return cls(int(data["vocab_size"]), TransformerConfig.from_dict(data["transformer"]))
+        transformer = TransformerConfig.from_dict(data["transformer"])
+        return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)))
 
 
 def config_for(name: str, tokenizer: MidiTokenizer, **overrides: Any) -> MidiLMConfig:
@@ -56,7 +65,7 @@ def config_for(name: str, tokenizer: MidiTokenizer, **overrides: Any) -> MidiLMC
     if name not in CONFIGS:
         raise ConfigError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}")
     sizes = {**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    return MidiLMConfig(tokenizer.vocab_size, TransformerConfig(**sizes))
+    return MidiLMConfig(tokenizer.vocab_size, TransformerConfig(**sizes), tokenizer.pad_id)
 
 
 class MidiLM(nn.Module):
@@ -65,19 +74,12 @@ class MidiLM(nn.Module):
     ``forward(ids int64 [B, T], cache=None) -> logits float32 [B, T, vocab_size]``.
 
     Args:
-        config: vocabulary and transformer sizes.
-        tokenizer: the tokenizer whose ids the model reads (kept with the model and
-            saved beside its weights).
+        config: vocabulary, padding id and transformer sizes.
     """
 
-    def __init__(self, config: MidiLMConfig, tokenizer: MidiTokenizer):
+    def __init__(self, config: MidiLMConfig):
         super().__init__()
-        if tokenizer.vocab_size != config.vocab_size:
-            raise ConfigError(
-                f"tokenizer has {tokenizer.vocab_size} tokens but the model config {config.vocab_size}"
-            )
         self.config = config
-        self.tokenizer = tokenizer
         self.tok_emb = nn.Embedding(config.vocab_size, config.transformer.d_model)
         self.transformer = Transformer(config.transformer)
         self.head = nn.Linear(config.transformer.d_model, config.vocab_size, bias=False)
@@ -105,7 +107,7 @@ class MidiLM(nn.Module):
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),
             targets.reshape(-1),
-            ignore_index=self.tokenizer.pad_id,
+            ignore_index=self.config.pad_id,
             reduction=reduction,
         )
 
@@ -120,8 +122,8 @@ class MidiLM(nn.Module):
         extra_files: Callable[[Path], None] | None = None,
         dtype: torch.dtype | None = None,
     ) -> Path:
-        """Write ``model.safetensors``, ``config.json`` and ``tokenizer.json`` to the folder ``path``
-        atomically (``extra_files`` may add more files to the temporary folder first).
+        """Write ``model.safetensors`` and ``config.json`` to the folder ``path`` atomically
+        (``extra_files`` may add more files, such as the tokenizer, to the temporary folder first).
 
         ``dtype`` (e.g. ``torch.float16``) stores the weights in a smaller type; they are cast
         back to the model's type on loading.
@@ -130,13 +132,7 @@ class MidiLM(nn.Module):
         state = self.state_dict()
         if dtype is not None:
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-
-        def add_files(folder: Path) -> None:
-            self.tokenizer.save(folder)
-            if extra_files is not None:
-                extra_files(folder)
-
-        return write_checkpoint(path, state, config, extra=add_files)
+        return write_checkpoint(path, state, config, extra=extra_files)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], map_location: str = "cpu") -> MidiLM:
@@ -145,27 +141,12 @@ class MidiLM(nn.Module):
         Raises:
             CheckpointError: for a missing, truncated or mismatching checkpoint folder.
         """
-        from notewave.errors import TokenizerError
-
         tensors, raw = read_checkpoint(path)
         try:
             config = MidiLMConfig.from_dict(raw)
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"checkpoint {path} has an invalid config.json: {exc}") from exc
-        try:
-            tokenizer = MidiTokenizer.load(path)
-        except TokenizerError as exc:
-            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
-        try:
-            model = cls(config, tokenizer)
-        except ConfigError as exc:
-            raise CheckpointError(f"checkpoint {path}: {exc}") from exc
+        model = cls(config)
         load_state(model, tensors, path)
         model.checkpoint_config = raw
         return model.to(map_location).eval()
-
-    def continue_midi(self, prompt: Any, bars: int = 8, **kwargs: Any) -> Any:
-        """Continue a MIDI prompt by ``bars`` bars; see :func:`notewave.symbolic.generate.continue_midi`."""
-        from notewave.symbolic.generate import continue_midi
-
-        return continue_midi(self, prompt, bars=bars, **kwargs)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
-from notewave.errors import DataError
+from notewave.errors import CheckpointError, DataError, TokenizerError
 from notewave.symbolic.data import IGNORE, TokenDataset, midi_files
 from notewave.symbolic.model import MidiLM, config_for
 from notewave.symbolic.tokenizer import MidiTokenizer
@@ -111,12 +111,15 @@ def train_symbolic(
     styles = sorted({s for _, s in pairs if s})
     if resume:
         model = MidiLM.from_pretrained(run / "last")
-        tokenizer = model.tokenizer
+        try:
+            tokenizer = MidiTokenizer.load(run / "last")
+        except TokenizerError as exc:
+            raise CheckpointError(f"checkpoint {run / 'last'}: {exc}") from exc
     else:
         tokenizer = MidiTokenizer(styles)
         if bpe_vocab:
             tokenizer.train_bpe(bpe_vocab, [f for folder, _ in pairs for f in split_folder(folder)[0]])
-        model = MidiLM(config_for(config, tokenizer, **(overrides or {})), tokenizer)
+        model = MidiLM(config_for(config, tokenizer, **(overrides or {})))
     length = seq_len or model.context
     progress = dist_info.main
     train_sets, valid_sets = [], []
@@ -154,7 +157,16 @@ def train_symbolic(
         save_every=eval_every,
         seed=seed,
     )
-    result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, dist_info=dist_info).fit(resume)
+
+    def save_fn(m: torch.nn.Module, folder: Path, extra: Any, info: dict[str, Any]) -> None:
+        def add_files(tmp: Path) -> None:
+            tokenizer.save(tmp)
+            if extra is not None:
+                extra(tmp)
+
+        m.save_pretrained(folder, extra_config={"training": info}, extra_files=add_files)  # type: ignore[operator]
+
+    result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info).fit(resume)
     summary = {
         "steps": result["steps"],
         "wall_s": result["wall_s"],

@@ -16,10 +16,17 @@ import pytest
 import soundfile as sf
 import torch
 
-from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig, encode_audio
-from notewave.audio.codec_cli import add_codec_cli
-from notewave.audio.codec_files import load_codes
-from notewave.audio.codec_metrics import (
+from notewave.audio.codec.data import WESNOTH_MUSIC, AudioSet, split_folder
+from notewave.audio.codec.files import load_codes
+from notewave.audio.codec.losses import (
+    MultiScaleMelLoss,
+    MultiScaleSTFTDiscriminator,
+    MultiScaleSTFTLoss,
+    discriminator_hinge_loss,
+    feature_matching_loss,
+    generator_hinge_loss,
+)
+from notewave.audio.codec.metrics import (
     bitrate_kbps,
     chroma_fidelity,
     evaluate_codec,
@@ -31,21 +38,10 @@ from notewave.audio.codec_metrics import (
     si_sdr,
     stft_distance,
 )
-from notewave.audio.codec_train import (
-    WESNOTH_MUSIC,
-    AudioSet,
-    add_cli,
-    config_for,
-    split_folder,
-)
-from notewave.audio.losses import (
-    MultiScaleMelLoss,
-    MultiScaleSTFTDiscriminator,
-    MultiScaleSTFTLoss,
-    discriminator_hinge_loss,
-    feature_matching_loss,
-    generator_hinge_loss,
-)
+from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig, encode_audio
+from notewave.audio.codec.train import config_for
+from notewave.cli.audio import add_train_codec_cli
+from notewave.cli.codec import add_codec_cli
 from notewave.core.audio_io import load_audio
 from notewave.core.checkpoint import write_checkpoint
 from notewave.errors import AudioError, CheckpointError, ConfigError, NotewaveError
@@ -102,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     add_codec_cli(sub)
     train = sub.add_parser("train").add_subparsers(dest="train_command", required=True)
-    add_cli(train)
+    add_train_codec_cli(train)
     return parser
 
 
@@ -266,7 +262,7 @@ def test_npz_cli_round_trip(trained: Codec, track: Path, tmp_path: Path, capsys)
 
 
 def test_codes_of_another_codec_are_refused(trained: Codec, crop: torch.Tensor, tmp_path: Path) -> None:
-    from notewave.audio.codec_files import save_codes
+    from notewave.audio.codec.files import save_codes
 
     save_codes(tmp_path / "codes.npz", trained.encode(crop), trained)
     torch.manual_seed(1)

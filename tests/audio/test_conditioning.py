@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from notewave.audio.conditioning import ConditionConfig, ConditionEncoder, Conditions, build_conditions
-from notewave.audio.melody import check_chroma, fit_chroma, melody_chroma
-from notewave.audio.text_embedding import embed_text
+from notewave.audio.lm.conditioning import ConditionConfig, ConditionEncoder, Conditions, build_conditions
+from notewave.audio.lm.melody import check_chroma, fit_chroma, melody_chroma
+from notewave.audio.lm.text import embed_text
 from notewave.errors import ConditioningError, ConfigError
 from notewave.paths import JSB_MIDI_DIR
 

@@ -11,15 +11,17 @@ import pytest
 import soundfile
 import torch
 
-from notewave.audio.codec import Codec, CodecConfig, encode_audio
-from notewave.audio.conditioning import ConditionConfig, Conditions, build_conditions
-from notewave.audio.generate import cfg_forward, generate_codes, guided_logits
-from notewave.audio.lm import AudioLM
-from notewave.audio.lm_train import add_cli, add_generate_cli, config_for
-from notewave.audio.melody import melody_chroma
-from notewave.audio.patterns import PATTERNS
+from notewave.audio.codec.model import Codec, CodecConfig, encode_audio
+from notewave.audio.lm.conditioning import ConditionConfig, Conditions, build_conditions
+from notewave.audio.lm.generate import cfg_forward, generate_codes, guided_logits
+from notewave.audio.lm.melody import melody_chroma
+from notewave.audio.lm.model import AudioLM
+from notewave.audio.lm.patterns import PATTERNS
+from notewave.audio.lm.train import config_for
+from notewave.cli.audio import add_generate_audio_cli, add_train_audio_lm_cli
 from notewave.errors import CheckpointError, ConditioningError, ConfigError, NotewaveError
 from notewave.paths import DATA_DIR, JSB_MIDI_DIR
+from notewave.pipelines.sound import SoundGenerator
 
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg")
 SHIPPED_CODEC = DATA_DIR / "checkpoints" / "codec"
@@ -37,7 +39,7 @@ def tiny_lm(
 ) -> AudioLM:
     torch.manual_seed(1)
     conditions = ConditionConfig(list(styles), **kw)
-    return AudioLM(config_for("tiny", codec, pattern, seconds, conditions), codec).eval()
+    return AudioLM(config_for("tiny", codec, pattern, seconds, conditions)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,12 @@ def clip() -> np.ndarray:
 @pytest.fixture(scope="module")
 def lm(codec: Codec) -> AudioLM:
     return tiny_lm(codec)
+
+
+@pytest.fixture(scope="module")
+def sound(lm: AudioLM, codec: Codec) -> SoundGenerator:
+    """The tiny LM with its codec: what generates audio."""
+    return SoundGenerator(lm, codec)
 
 
 def random_conditions(lm: AudioLM, batch: int, frames: int, seed: int = 0) -> Conditions:
@@ -129,11 +137,11 @@ def test_kv_cache_decoding_matches_full_forward(codec, pattern):
     assert torch.allclose(torch.cat(parts, dim=2), full, atol=1e-5)
 
 
-def test_generation_length_and_determinism(lm):
+def test_generation_length_and_determinism(sound):
     kwargs = {"seconds": 0.73, "style": "bach", "progress": False, "top_k": 50, "return_codes": True}
-    a, rate, codes_a = lm.generate(seed=3, **kwargs)
-    b, _, codes_b = lm.generate(seed=3, **kwargs)
-    _, _, codes_c = lm.generate(seed=4, **kwargs)
+    a, rate, codes_a = sound.generate(seed=3, **kwargs)
+    b, _, codes_b = sound.generate(seed=3, **kwargs)
+    _, _, codes_c = sound.generate(seed=4, **kwargs)
     assert rate == 32000 and a.dtype == np.float32
     assert a.shape == (1, round(0.73 * 32000))  # 23360 samples: 37 frames of 640, trimmed
     assert codes_a.shape == (1, 2, 37)
@@ -141,10 +149,10 @@ def test_generation_length_and_determinism(lm):
     assert not torch.equal(codes_a, codes_c)
 
 
-def test_sliding_window_past_the_context_and_prompt_is_kept(lm, codec, clip):
+def test_sliding_window_past_the_context_and_prompt_is_kept(lm, sound, codec, clip):
     assert lm.max_frames == 50  # 1 s window
     prompt = clip[:, : 32000 // 2]  # 0.5 s prompt
-    wav, rate, codes = lm.generate(
+    wav, rate, codes = sound.generate(
         seconds=2.5, prompt_audio=prompt, cfg_coef=2.0, progress=False, return_codes=True, top_p=0.9
     )
     assert wav.shape == (1, 2.5 * 32000) and codes.shape == (1, 2, 125)
@@ -156,18 +164,18 @@ def test_sliding_window_past_the_context_and_prompt_is_kept(lm, codec, clip):
     assert out.shape == (1, 2, 130) and int(out.max()) < lm.codebook_size
 
 
-def test_melody_from_midi_and_wav(lm, clip, tmp_path):
+def test_melody_from_midi_and_wav(lm, sound, clip, tmp_path):
     wav_path = tmp_path / "sketch.wav"
     soundfile.write(wav_path, clip[0], 32000)
     midi = JSB_MIDI_DIR / "test" / "jsb_test_000.mid"
     kwargs = {"seconds": 1.0, "progress": False, "return_codes": True}
     with pytest.warns(UserWarning, match="trimmed"):  # the chorale is longer than 1 s
-        from_midi, _, codes_midi = lm.generate(melody=midi, **kwargs)
+        from_midi, _, codes_midi = sound.generate(melody=midi, **kwargs)
     with pytest.warns(UserWarning, match="trimmed"):
-        from_wav, _, codes_wav = lm.generate(melody=wav_path, **kwargs)
+        from_wav, _, codes_wav = sound.generate(melody=wav_path, **kwargs)
     chroma = np.zeros((12, 20), dtype=np.float32)
     chroma[0] = 1.0  # shorter than the output: followed by silence, no warning
-    from_array, _, codes_array = lm.generate(melody=chroma, **kwargs)
+    from_array, _, codes_array = sound.generate(melody=chroma, **kwargs)
     assert from_midi.shape == from_wav.shape == from_array.shape == (1, 32000)
     assert codes_midi.shape == codes_wav.shape == codes_array.shape == (1, 2, 50)
     # both melodies become one-hot chroma at 50 Hz and change the model's predictions
@@ -183,21 +191,21 @@ def test_melody_from_midi_and_wav(lm, clip, tmp_path):
     assert not torch.allclose(logits[0], logits[1]) and not torch.allclose(logits[1], logits[2])
 
 
-def test_bad_inputs_raise_clear_errors(lm, tmp_path):
+def test_bad_inputs_raise_clear_errors(lm, sound, tmp_path):
     with pytest.raises(ConditioningError, match="unknown style 'jazz'.*bach, wesnoth"):
-        lm.generate(style="jazz", seconds=0.2, progress=False)
+        sound.generate(style="jazz", seconds=0.2, progress=False)
     with pytest.raises(ConditioningError, match="not found"):
-        lm.generate(melody=tmp_path / "missing.mid", seconds=0.2, progress=False)
+        sound.generate(melody=tmp_path / "missing.mid", seconds=0.2, progress=False)
     broken = tmp_path / "broken.mid"
     broken.write_bytes(b"not a midi file at all")
     with pytest.raises(ConditioningError, match="broken.mid"):
-        lm.generate(melody=broken, seconds=0.2, progress=False)
+        sound.generate(melody=broken, seconds=0.2, progress=False)
     broken_wav = tmp_path / "broken.wav"
     broken_wav.write_bytes(b"RIFF garbage")
     with pytest.raises(ConditioningError, match="broken.wav"):
-        lm.generate(melody=broken_wav, seconds=0.2, progress=False)
+        sound.generate(melody=broken_wav, seconds=0.2, progress=False)
     with pytest.raises(ConditioningError, match=r"\[12, frames\]"):
-        lm.generate(melody=np.zeros((11, 40)), seconds=0.2, progress=False)
+        sound.generate(melody=np.zeros((11, 40)), seconds=0.2, progress=False)
     with pytest.raises(ConfigError, match="2 codebooks"):
         lm.loss(torch.zeros(1, 3, 10, dtype=torch.long))
     with pytest.raises(ConfigError, match="outside the codebook range"):
@@ -205,9 +213,9 @@ def test_bad_inputs_raise_clear_errors(lm, tmp_path):
     with pytest.raises(ConfigError, match="integer"):
         lm.loss(torch.zeros(1, 2, 10))
     with pytest.raises(ConfigError, match="seconds"):
-        lm.generate(seconds=0, progress=False)
+        sound.generate(seconds=0, progress=False)
     with pytest.raises(ConditioningError, match="shorter"):
-        lm.generate(seconds=0.2, prompt_audio=np.zeros((1, 32000), np.float32) + 0.1, progress=False)
+        sound.generate(seconds=0.2, prompt_audio=np.zeros((1, 32000), np.float32) + 0.1, progress=False)
 
 
 def test_checkpoint_roundtrip_and_codec_mismatch(lm, codec, tmp_path):
@@ -217,26 +225,26 @@ def test_checkpoint_roundtrip_and_codec_mismatch(lm, codec, tmp_path):
         config["kind"] == "audio-lm"
         and config["codec"]["weights_hash"] == codec.fingerprint()["weights_hash"]
     )
-    loaded = AudioLM.from_pretrained(tmp_path / "lm", codec=codec)
+    loaded = SoundGenerator.from_pretrained(tmp_path / "lm", codec=codec).lm
     tokens = torch.randint(0, 64, (1, 2, 12))
     with torch.no_grad():
         assert torch.equal(loaded(tokens), lm(tokens))
     with pytest.raises(CheckpointError, match="another codec"):
-        AudioLM.from_pretrained(tmp_path / "lm", codec=tiny_codec(seed=7))
+        SoundGenerator.from_pretrained(tmp_path / "lm", codec=tiny_codec(seed=7))
     other = Codec(CodecConfig(**{**TINY_CODEC, "codebook_size": 32}))
     with pytest.raises(CheckpointError, match="trained"):
-        AudioLM.from_pretrained(tmp_path / "lm", codec=other)
+        SoundGenerator.from_pretrained(tmp_path / "lm", codec=other)
     codec.save_pretrained(tmp_path / "codec")  # found through the recorded codec path
-    assert AudioLM.from_pretrained(tmp_path / "lm").codec is not None
+    assert SoundGenerator.from_pretrained(tmp_path / "lm").codec.fingerprint() == codec.fingerprint()
     with pytest.raises(CheckpointError, match="not an audio LM"):
         AudioLM.from_pretrained(tmp_path / "codec")
     lm.save_pretrained(tmp_path / "half", half=True)
-    half = AudioLM.from_pretrained(tmp_path / "half", codec=codec)
+    half = AudioLM.from_pretrained(tmp_path / "half")
     with torch.no_grad():
         assert torch.allclose(half(tokens), lm(tokens), atol=1e-2)
     (tmp_path / "half" / "model.safetensors").write_bytes(b"truncated")
     with pytest.raises(NotewaveError):
-        AudioLM.from_pretrained(tmp_path / "half", codec=codec)
+        AudioLM.from_pretrained(tmp_path / "half")
 
 
 def test_train_and_generate_cli(codec, clip, tmp_path):
@@ -247,8 +255,8 @@ def test_train_and_generate_cli(codec, clip, tmp_path):
     codec.save_pretrained(tmp_path / "codec")
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    add_cli(sub)
-    add_generate_cli(sub)
+    add_train_audio_lm_cli(sub)
+    add_generate_audio_cli(sub)
     run = tmp_path / "run"
     base = ["audio-lm", "--codec", str(tmp_path / "codec"), "--audio", f"{audio_dir}:demo", "--out", str(run)]
     base += ["--config", "tiny", "--segment", "1.0", "--no-text", "--eval-every", "3", "--batch-size", "4"]
@@ -291,7 +299,7 @@ def test_shipped_lm_follows_a_melody_from_midi():
     """
     from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
 
-    model = AudioLM.from_pretrained()  # checks the shipped codec's identity
+    model = SoundGenerator.from_pretrained()  # checks the shipped codec's identity
     assert model.codec.fingerprint() == Codec.from_pretrained(SHIPPED_CODEC).fingerprint()
     with_melody, without = [], []
     for i, path in enumerate(sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[20:28]):

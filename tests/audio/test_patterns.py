@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notewave.audio.patterns import PATTERNS, get_pattern
+from notewave.audio.lm.patterns import PATTERNS, get_pattern
 from notewave.errors import ConfigError
 
 SPECIAL = 1024

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from notewave.audio.quantize import ResidualVectorQuantizer, VectorQuantizer, codebook_usage
+from notewave.audio.codec.quantize import ResidualVectorQuantizer, VectorQuantizer, codebook_usage
 from notewave.errors import ConfigError
 
 

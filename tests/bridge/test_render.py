@@ -13,7 +13,6 @@ import soundfile
 from symusic import ControlChange, Note, Pedal, PitchBend, Score, Tempo, Track
 
 from notewave.bridge import (
-    add_cli,
     find_soundfont,
     list_soundfonts,
     render,
@@ -24,6 +23,7 @@ from notewave.bridge import (
 )
 from notewave.bridge import soundfont as soundfont_module
 from notewave.bridge.render import _assign_channels
+from notewave.cli.bridge import add_render_cli
 from notewave.errors import AudioError, ConfigError, MidiError, NotewaveError, RenderError, SoundfontError
 
 SR = 32000
@@ -345,7 +345,7 @@ def test_render_file_and_folder(tmp_path):
 @needs_synth
 def test_cli_render_file_and_folder(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="notewave")
-    add_cli(parser.add_subparsers(dest="command"))
+    add_render_cli(parser.add_subparsers(dest="command"))
     make_score(SCALE).dump_midi(str(tmp_path / "x.mid"))
     args = parser.parse_args(
         ["render", str(tmp_path / "x.mid"), str(tmp_path / "x.wav"), "--sample-rate", "16000", "--stereo"]

@@ -14,22 +14,14 @@ import soundfile
 import torch
 
 from notewave.bridge.soundfont import list_soundfonts
-from notewave.bridge.transcribe import (
-    DEFAULT_TRANSCRIBER_CHECKPOINT,
-    NoteEvent,
-    add_cli,
-    add_transcribe_cli,
-    decode_notes,
-    notes_to_score,
-    segment_pitch_track,
-    transcribe,
-    transcribe_file,
-)
-from notewave.bridge.transcriber_data import load_piece, training_files
-from notewave.bridge.transcriber_model import N_KEYS, Transcriber, TranscriberConfig
-from notewave.bridge.transcriber_train import note_f1, score_to_intervals, train_transcriber
+from notewave.bridge.transcription.data import load_piece, training_files
+from notewave.bridge.transcription.model import N_KEYS, Transcriber, TranscriberConfig
+from notewave.bridge.transcription.notes import NoteEvent, decode_notes, notes_to_score
+from notewave.bridge.transcription.train import note_f1, score_to_intervals, train_transcriber
+from notewave.bridge.transcription.transcribe import segment_pitch_track, transcribe, transcribe_file
+from notewave.cli.bridge import add_train_transcriber_cli, add_transcribe_cli
 from notewave.errors import AudioError, CheckpointError, ConfigError, DataError
-from notewave.paths import JSB_MIDI_DIR
+from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT, JSB_MIDI_DIR
 
 FPS = 31.25
 # The shipped checkpoint on the first 8 s of jsb_test_000 rendered with TimGM6mb (church organ, the hardest
@@ -245,7 +237,7 @@ def test_cli_registration(tmp_path: Path) -> None:
     sub = parser.add_subparsers(dest="command")
     add_transcribe_cli(sub)
     train = sub.add_parser("train").add_subparsers(dest="model")
-    add_cli(train)
+    add_train_transcriber_cli(train)
     args = parser.parse_args(["transcribe", "in.wav", "out.mid", "--mono", "--tokens", "t.json"])
     assert args.mono and args.tokens == "t.json" and callable(args.func)
     args = parser.parse_args(

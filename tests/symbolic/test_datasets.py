@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import symusic
 
+from notewave.cli.data import add_cli
 from notewave.errors import ConfigError, DataError, NotewaveError
-from notewave.symbolic.datasets import (
+from notewave.symbolic.sources import (
     JSB_CHOIR_PROGRAM,
     JSB_ENV_VAR,
     JSB_VOICES,
     MUSIC21_COLLECTIONS,
-    add_cli,
     convert_jsb,
     default_jsb_json,
     export_music21,

@@ -46,7 +46,7 @@ def test_same_seed_same_music_other_seed_other_music(chorales_model, jsb_test_fi
 def test_prompt_longer_than_the_context_keeps_the_last_window(chorales_model, jsb_test_files):
     longest = max(jsb_test_files, key=lambda p: Score(str(p)).note_num())
     score = Score(str(longest))
-    assert len(chorales_model.tokenizer.encode(score)) > chorales_model.context
+    assert len(chorales_model.tokenizer.encode(score)) > chorales_model.model.context
     out = chorales_model.continue_midi(score, bars=1, seed=0, style="bach")
     end = max(t.end() for t in score.tracks)
     assert out.note_num() > score.note_num()

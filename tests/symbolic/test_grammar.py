@@ -37,7 +37,14 @@ def test_constrained_samples_always_decode(jsb_test_files, tiny_model):
     bad_unconstrained = 0
     for seed in range(4):
         out = continue_midi(
-            tiny_model, prompt, bars=1, seed=seed, constrained=True, max_tokens=120, prompt_bars=2
+            tiny_model.model,
+            tiny_model.tokenizer,
+            prompt,
+            bars=1,
+            seed=seed,
+            constrained=True,
+            max_tokens=120,
+            prompt_bars=2,
         )
         assert out.note_num() > Score(str(jsb_test_files[3])).clip(0, 2 * 4 * 480, clip_end=True).note_num()
         ids = _raw_sample(tiny_model, prompt, seed, constrained=False)
@@ -49,7 +56,8 @@ def test_constrained_samples_always_decode(jsb_test_files, tiny_model):
 
 def _raw_sample(model, prompt, seed, constrained):
     result = sample_continuation(
-        model,
+        model.model,
+        model.tokenizer,
         prompt,
         bars=2,
         seed=seed,

@@ -255,22 +255,6 @@ class Transcriber(nn.Module):
                 parts[head].append(torch.sigmoid(out[head][0, start - lo : start - lo + chunk_frames]))
         return {h: torch.cat(parts[h]).float().cpu().numpy() for h in HEADS}
 
-    def transcribe(
-        self, wav: np.ndarray, sample_rate: int, onset_threshold: float = 0.5, frame_threshold: float = 0.5
-    ) -> Any:
-        """Transcribe audio to a one-track ``Score`` (see :func:`notewave.bridge.transcribe.transcribe`).
-
-        Args:
-            wav: float32 ``[channels, samples]`` or ``[samples]`` at ``sample_rate`` Hz; channels are averaged
-                and the audio is resampled to ``config.sample_rate``.
-
-        Raises:
-            AudioError: empty audio or NaN/inf samples.
-        """
-        from notewave.bridge.transcribe import transcribe_with_model
-
-        return transcribe_with_model(self, wav, sample_rate, onset_threshold, frame_threshold)
-
     # ---- checkpoints ------------------------------------------------------------------
     def save_pretrained(
         self,

@@ -1,61 +1,21 @@
-"""Datasets as MIDI files: the JSB Chorales and music21's bundled corpus, plus the ``data`` CLI.
-
-The conversion code lives in :mod:`notewave.symbolic.jsb` and
-:mod:`notewave.symbolic.music21_export`; this module re-exports their public API and
-registers the command line::
-
-    notewave data jsb [JSON_PATH] [--out data/jsb] [--splits train valid test] [--tempo 80] [--program 19]
-    notewave data music21 --collection bach [--out data/music21/<collection>] [--limit N]
-    notewave data music21 --list
-"""
+"""``notewave data jsb|music21``: real MIDI sources as MIDI files (see :mod:`notewave.symbolic.sources`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from notewave.symbolic.jsb import (
+from notewave.symbolic.sources import (
     JSB_CHOIR_PROGRAM,
     JSB_DEFAULT_TEMPO_BPM,
     JSB_ENV_VAR,
     JSB_ORGAN_PROGRAM,
     JSB_SPLITS,
-    JSB_VELOCITY,
-    JSB_VOICES,
-    convert_jsb,
-    default_jsb_json,
-    jsb_chorale_to_score,
-    load_jsb_json,
-    voice_runs,
-)
-from notewave.symbolic.music21_export import (
     MUSIC21_COLLECTIONS,
-    export_music21,
+    convert_jsb,
     export_music21_collection,
     list_music21_collections,
-    music21_collection_files,
 )
-
-__all__ = [
-    "JSB_CHOIR_PROGRAM",
-    "JSB_DEFAULT_TEMPO_BPM",
-    "JSB_ENV_VAR",
-    "JSB_ORGAN_PROGRAM",
-    "JSB_SPLITS",
-    "JSB_VELOCITY",
-    "JSB_VOICES",
-    "MUSIC21_COLLECTIONS",
-    "add_cli",
-    "convert_jsb",
-    "default_jsb_json",
-    "export_music21",
-    "export_music21_collection",
-    "jsb_chorale_to_score",
-    "list_music21_collections",
-    "load_jsb_json",
-    "music21_collection_files",
-    "voice_runs",
-]
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from notewave.audio.codec import Codec
+from notewave.audio.codec.model import Codec
 from notewave.core.io import atomic_open
 from notewave.errors import ConfigError, DataError
 

@@ -4,19 +4,19 @@ After MusicGen (Copet et al. 2023, "Simple and Controllable Music Generation"), 
 the multi-codebook tokens of a residual-quantized codec with a single transformer, in the
 tradition of AudioLM (Borsos et al. 2023, "AudioLM: a Language Modeling Approach to Audio
 Generation"). A clip's codes ``[B, K, T]`` (T frames at the codec's frame rate, e.g. 50 Hz) are
-laid out in S decoding steps by a codebook pattern (:mod:`notewave.audio.patterns`, default
+laid out in S decoding steps by a codebook pattern (:mod:`notewave.audio.lm.patterns`, default
 ``"delay"``); positions without a code hold the special token ``codebook_size``.
 
 * Input of step ``s``: the sum of K embeddings (one table of ``codebook_size + 1`` entries per
   codebook, the extra one for the special token) of the tokens of step ``s - 1``; step 0 reads
   special tokens only.
-* Conditions (melody chroma, style, text; :mod:`notewave.audio.conditioning`) are embedded into
+* Conditions (melody chroma, style, text; :mod:`notewave.audio.lm.conditioning`) are embedded into
   a prefix of ``prefix_length`` positions prepended to the steps.
 * K linear heads give ``codebook_size`` logits each at every step, so the special token can never
   be sampled; the loss is the cross-entropy of each codebook over its valid positions (the
   pattern mask), averaged over the K codebooks, in nats.
 
-Generation: :mod:`notewave.audio.generate`; training: :mod:`notewave.audio.lm_train`.
+Generation: :mod:`notewave.audio.lm.generate`; training: :mod:`notewave.audio.lm.train`.
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.audio.conditioning import ConditionConfig, ConditionEncoder, Conditions
-from notewave.audio.patterns import CodebookPattern, get_pattern
+from notewave.audio.lm.conditioning import ConditionConfig, ConditionEncoder, Conditions
+from notewave.audio.lm.patterns import CodebookPattern, get_pattern
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
 from notewave.errors import CheckpointError, ConfigError, NotewaveError
-from notewave.paths import DATA_DIR
+from notewave.paths import DEFAULT_AUDIO_CHECKPOINT
 
 KIND = "audio-lm"
-DEFAULT_AUDIO_CHECKPOINT = DATA_DIR / "checkpoints" / "audio"
-DEFAULT_CODEC_DIR = DATA_DIR / "checkpoints" / "codec"
 
 
 @dataclass
@@ -51,13 +49,13 @@ class AudioLMConfig:
         num_codebooks: K, codebooks per frame.
         codebook_size: N, codes per codebook (the special token id is N).
         transformer: the core transformer's sizes (``max_seq_len`` must hold the prefix plus the
-            steps of ``max_frames`` frames; :func:`~notewave.audio.lm_train.config_for` sets it).
+            steps of ``max_frames`` frames; :func:`~notewave.audio.lm.train.config_for` sets it).
         conditions: which conditions and style tags.
         pattern: codebook pattern name (``parallel``, ``delay``, ``flatten``, ``coarse_first``).
         max_frames: the training window in codec frames; longer generations slide a window.
         sample_rate: codec audio rate in Hz.
         frame_rate: codec frames per second (Hz).
-        codec: identity (:func:`~notewave.audio.generate.codec_identity`) of the codec whose codes
+        codec: identity (:func:`~notewave.audio.lm.codec_link.codec_identity`) of the codec whose codes
             the model reads (``{}``: unknown).
     """
 
@@ -98,13 +96,15 @@ class AudioLM(nn.Module):
 
     ``forward(tokens int64 [B, K, S], conditions=None, cache=None) -> logits float [B, K, S, N]``.
 
+    A plain module: generation with a codec (decoding codes to audio, encoding audio prompts) is
+    :class:`notewave.pipelines.SoundGenerator`; the sampling loop is
+    :func:`notewave.audio.lm.generate.generate_codes`.
+
     Args:
         config: sizes, pattern and conditions.
-        codec: the codec used to decode generated codes (optional; checked against
-            ``config.codec`` by :meth:`attach_codec`).
     """
 
-    def __init__(self, config: AudioLMConfig, codec: Any = None):
+    def __init__(self, config: AudioLMConfig):
         super().__init__()
         self.config = config
         d = config.transformer.d_model
@@ -126,9 +126,6 @@ class AudioLM(nn.Module):
                 f"max_seq_len={config.transformer.max_seq_len} cannot hold {self.prefix_length} condition "
                 f"positions and the {needed - self.prefix_length} steps of {config.max_frames} frames"
             )
-        self.__dict__["codec"] = None  # a plain attribute: the codec's weights are not the LM's
-        if codec is not None:
-            self.attach_codec(codec)
 
     # ---- sizes: K, N, condition positions, window (frames), rates (Hz) -----------------------------
     num_codebooks = property(lambda self: self.config.num_codebooks)
@@ -222,19 +219,6 @@ class AudioLM(nn.Module):
             self(self.input_tokens(seq), conditions, None, codes.shape[2]), seq, mask, reduction
         )
 
-    # ---- codec --------------------------------------------------------------------------------
-    def attach_codec(self, codec: Any) -> None:
-        """Use ``codec`` to decode (and encode prompts), checking it is the one the LM was trained on.
-
-        Raises:
-            CheckpointError: another K, N or rate, or another codec (config or weights hash) than
-                the one recorded in ``config.codec``.
-        """
-        from notewave.audio.generate import check_codec
-
-        self.config.codec = check_codec(self.config, codec)
-        self.__dict__["codec"] = codec
-
     # ---- checkpoints --------------------------------------------------------------------------
     def save_pretrained(
         self,
@@ -264,21 +248,16 @@ class AudioLM(nn.Module):
     def from_pretrained(
         cls,
         path: str | os.PathLike[str] = DEFAULT_AUDIO_CHECKPOINT,
-        codec: Any = None,
-        load_codec: bool = True,
         map_location: str = "cpu",
     ) -> AudioLM:
-        """Load an audio LM written by :meth:`save_pretrained` (eval mode), with its codec.
+        """Load an audio LM written by :meth:`save_pretrained` (eval mode), without a codec (see
+        :class:`notewave.pipelines.SoundGenerator` for the LM with its codec).
 
         Args:
             path: checkpoint folder (default: the shipped one).
-            codec: the codec to use; checked against the one recorded in the checkpoint.
-            load_codec: when ``codec`` is None, load the codec from ``path/codec``, the recorded
-                ``codec.path`` or ``data/checkpoints/codec`` (the first that exists).
 
         Raises:
-            CheckpointError: missing/corrupt folder, not an audio LM, weights that do not match, or a
-                codec that is not the one the LM was trained with.
+            CheckpointError: missing/corrupt folder, not an audio LM, or weights that do not match.
         """
         tensors, raw = read_checkpoint(path)
         try:
@@ -293,29 +272,7 @@ class AudioLM(nn.Module):
             model, {k: v.to(reference[k].dtype) if k in reference else v for k, v in tensors.items()}, path
         )
         model.checkpoint_config = raw
-        model = model.to(map_location).eval()
-        if codec is None and load_codec:
-            from notewave.audio.generate import load_codec_for
-
-            codec = load_codec_for(path, config.codec)
-        if codec is not None:
-            model.attach_codec(codec)
-        return model
-
-    # fmt: off
-    def generate(
-        self, melody: Any = None, text: str | None = None, style: str | None = None, seconds: float = 5.0,
-        prompt_audio: Any = None, cfg_coef: float = 3.0, temperature: float = 1.0, top_k: int | None = 250,
-        top_p: float | None = None, seed: int = 0, progress: bool = True, **kwargs: Any,
-    ) -> Any:
-        """``(wav float32 [1, N], sample_rate)``; see :func:`notewave.audio.generate.generate_audio`."""
-        from notewave.audio.generate import generate_audio
-
-        return generate_audio(
-            self, melody, text, style, seconds, prompt_audio, cfg_coef, temperature, top_k, top_p, seed,
-            progress, **kwargs,
-        )
-    # fmt: on
+        return model.to(map_location).eval()
 
 
 def codes_loss(

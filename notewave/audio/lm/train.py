@@ -1,8 +1,8 @@
-"""``notewave train audio-lm``: train an :class:`~notewave.audio.lm.AudioLM` on codec codes of real audio.
+"""``notewave train audio-lm``: train an :class:`~notewave.audio.lm.model.AudioLM` on the codes of real audio.
 
 The training data (audio folders encoded by the frozen codec, MIDI folders rendered with
 FluidSynth, each with its chroma, text and style tag, cached in ``RUN_DIR/data.safetensors``) is
-prepared by :mod:`notewave.audio.lm_data`, which also describes the sources and the validation split.
+prepared by :mod:`notewave.audio.lm.data`, which also describes the sources and the validation split.
 
 Training draws random crops of ``--segment`` seconds with condition
 dropout; validation scores fixed windows of held-out tracks with all conditions
@@ -12,7 +12,6 @@ dropout; validation scores fixed windows of held-out tracks with all conditions
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -23,10 +22,9 @@ from typing import Any
 
 import torch
 
-from notewave.audio.conditioning import ConditionConfig, ConditionEncoder, Conditions
-from notewave.audio.generate import add_generate_cli, codec_identity
-from notewave.audio.lm import AudioLM, AudioLMConfig, codes_loss
-from notewave.audio.lm_data import (
+from notewave.audio.lm.codec_link import check_codec, codec_identity
+from notewave.audio.lm.conditioning import ConditionConfig, ConditionEncoder, Conditions
+from notewave.audio.lm.data import (
     DEFAULT_AUDIO_TEXT,
     DEFAULT_MIDI_TEXT,
     CropSampler,
@@ -35,13 +33,14 @@ from notewave.audio.lm_data import (
     prepare_tracks,
     save_tracks,
 )
-from notewave.audio.patterns import get_pattern
-from notewave.audio.text_embedding import embed_text
+from notewave.audio.lm.model import AudioLM, AudioLMConfig, codes_loss
+from notewave.audio.lm.patterns import get_pattern
+from notewave.audio.lm.text import embed_text
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
 from notewave.core.transformer import TransformerConfig
 from notewave.errors import CheckpointError, ConfigError, DataError
 
-__all__ = ["CONFIGS", "add_cli", "add_generate_cli", "config_for", "prepare_tracks", "train_audio_lm"]
+__all__ = ["CONFIGS", "config_for", "prepare_tracks", "train_audio_lm"]
 
 
 # Named transformer sizes for `notewave train audio-lm --config NAME` (max_seq_len is derived).
@@ -65,7 +64,7 @@ def config_for(
 
     Args:
         name: size name.
-        codec: a :class:`~notewave.audio.codec.Codec` (its K, N, rates and identity are used).
+        codec: a :class:`~notewave.audio.codec.model.Codec` (its K, N, rates and identity are used).
         pattern: codebook pattern.
         seconds: the training window (``max_frames = ceil(seconds * frame_rate)``).
         conditions: condition config (default: melody, text, no styles).
@@ -162,7 +161,7 @@ def train_audio_lm(
         codec_path: a codec checkpoint or a codec run folder (``best/`` is used).
         run_dir: output folder.
         audio, midi: ``DIR`` or ``DIR:STYLE`` sources (see the module docstring).
-        config: model size (:data:`notewave.audio.lm.CONFIGS`); pattern: codebook pattern.
+        config: model size (:data:`notewave.audio.lm.model.CONFIGS`); pattern: codebook pattern.
         segment: training window in seconds; steps, batch_size, lr, eval_every: optimisation.
         text, melody: which conditions the model takes (styles come from the sources).
         cond_dropout, all_dropout: condition dropout probabilities; chroma_downsample: frames per
@@ -173,7 +172,7 @@ def train_audio_lm(
         DataError: missing/empty data or no track as long as ``segment``.
         CheckpointError: an unusable codec, or a run to resume that does not match.
     """
-    from notewave.audio.codec import Codec
+    from notewave.audio.codec.model import Codec
 
     torch.manual_seed(seed)
     dist_info = setup_distributed()
@@ -198,13 +197,14 @@ def train_audio_lm(
     prep_s = time.perf_counter() - start_time
     styles = sorted({t.style for t in train_tracks + valid_tracks if t.style})
     if resume:
-        model = AudioLM.from_pretrained(run / "last", codec=codec)
+        model = AudioLM.from_pretrained(run / "last")
     else:
         cond_cfg = ConditionConfig(
             styles, text=text, melody=melody, chroma_downsample=chroma_downsample, dropout=cond_dropout,
             all_dropout=all_dropout,
         )  # fmt: skip
-        model = AudioLM(config_for(config, codec, pattern, segment, cond_cfg, **(overrides or {})), codec)
+        model = AudioLM(config_for(config, codec, pattern, segment, cond_cfg, **(overrides or {})))
+    model.config.codec = check_codec(model.config, codec)
     cond_cfg = model.config.conditions
     texts: dict[str, torch.Tensor] = {}
     if cond_cfg.text:
@@ -255,54 +255,3 @@ def train_audio_lm(
     if dist_info.main:
         (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
-
-
-# ---- CLI ----------------------------------------------------------------------------------------
-def _train_cli(args: argparse.Namespace) -> int:
-    summary = train_audio_lm(
-        args.codec, args.out, audio=args.audio or (), midi=args.midi or (), config=args.config,
-        pattern=args.pattern, segment=args.segment, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-        eval_every=args.eval_every, resume=args.resume, text=not args.no_text, melody=not args.no_melody,
-        cond_dropout=args.cond_dropout, chroma_downsample=args.chroma_downsample, audio_text=args.audio_text,
-        midi_text=args.midi_text, max_files=args.max_files, max_seconds=args.max_seconds, seed=args.seed,
-    )  # fmt: skip
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
-    print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
-    return 0
-
-
-def add_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave train audio-lm``."""
-    from notewave.audio.patterns import PATTERNS
-
-    p = train_subparsers.add_parser(
-        "audio-lm",
-        help="train the codec-token language model (melody/text/style conditioned)",
-        description="Train an AudioLM on the codes of a frozen codec. Audio and MIDI folders may end in "
-        ":STYLE to set their style tag (default: the folder name); MIDI files are rendered with FluidSynth.",
-    )
-    p.add_argument("--codec", required=True, type=Path, help="codec checkpoint or codec run folder")
-    p.add_argument("--audio", action="append", metavar="DIR[:STYLE]", help="audio folder (repeatable)")
-    p.add_argument(
-        "--midi", action="append", metavar="DIR[:STYLE]", help="MIDI folder, rendered (repeatable)"
-    )
-    p.add_argument("--out", required=True, type=Path, help="run folder (best/, last/, data cache)")
-    p.add_argument("--config", default="small", help="model size: tiny, small, medium, large (default small)")
-    p.add_argument("--pattern", default="delay", choices=PATTERNS, help="codebook pattern (default delay)")
-    p.add_argument("--segment", type=float, default=5.0, help="training window in seconds (default 5)")
-    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    p.add_argument("--no-text", action="store_true", help="train without text conditioning")
-    p.add_argument("--no-melody", action="store_true", help="train without melody conditioning")
-    p.add_argument("--cond-dropout", type=float, default=0.3, help="per-condition dropout (default 0.3)")
-    p.add_argument("--chroma-downsample", type=int, default=2, help="codec frames per melody position")
-    p.add_argument("--audio-text", default=DEFAULT_AUDIO_TEXT, help="text of audio tracks ({title}, {style})")
-    p.add_argument("--midi-text", default=DEFAULT_MIDI_TEXT, help="text of MIDI renders")
-    p.add_argument("--max-files", type=int, default=None, help="at most N training files per folder")
-    p.add_argument("--max-seconds", type=float, default=None, help="use at most S seconds of each file")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_train_cli)
-    return p

@@ -1,6 +1,6 @@
 """Conditions of the audio LM: melody chroma, a style tag and text, turned into a prefix of embeddings.
 
-The audio LM (:mod:`notewave.audio.lm`) is a decoder-only transformer; every condition becomes
+The audio LM (:mod:`notewave.audio.lm.model`) is a decoder-only transformer; every condition becomes
 one or more *prefix* positions placed in front of the audio tokens, so the tokens attend to them
 through ordinary causal self-attention (as MusicGen-melody does for its chroma, Copet et al. 2023,
 "Simple and Controllable Music Generation", sec. 2.3). The prefix is, in this order:
@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.audio.melody import check_chroma, fit_chroma
-from notewave.audio.text_embedding import TEXT_DIM, TEXT_MODEL, embed_text
+from notewave.audio.lm.melody import check_chroma, fit_chroma
+from notewave.audio.lm.text import TEXT_DIM, TEXT_MODEL, embed_text
 from notewave.errors import ConditioningError, ConfigError
 
 

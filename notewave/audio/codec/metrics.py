@@ -2,10 +2,10 @@
 
 Metrics (reference ``x`` and estimate ``x_hat``, mono, same rate and length):
 
-* ``mel``: multi-scale log-mel L1 distance (:class:`~notewave.audio.losses.MultiScaleMelLoss`,
+* ``mel``: multi-scale log-mel L1 distance (:class:`~notewave.audio.codec.losses.MultiScaleMelLoss`,
   nats per mel bin; 0 for identical audio, lower is better);
 * ``stft``: multi-scale spectral convergence + log-magnitude L1
-  (:class:`~notewave.audio.losses.MultiScaleSTFTLoss`; 0 for identical audio);
+  (:class:`~notewave.audio.codec.losses.MultiScaleSTFTLoss`; 0 for identical audio);
 * ``si_sdr``: scale-invariant signal-to-distortion ratio in dB (Le Roux et al. 2019, "SDR -
   half-baked or well done?"), per clip then averaged; higher is better. Waveform-matching, so
   codecs that get the spectrum right but not the phase score low;
@@ -39,14 +39,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from notewave.audio.losses import MultiScaleMelLoss, MultiScaleSTFTLoss
-from notewave.audio.quantize import codebook_usage
+from notewave.audio.codec.losses import MultiScaleMelLoss, MultiScaleSTFTLoss
+from notewave.audio.codec.quantize import codebook_usage
 from notewave.core.audio_io import load_audio, resample
 from notewave.core.io import atomic_path
 from notewave.errors import AudioError, ConfigError
 
 if TYPE_CHECKING:
-    from notewave.audio.codec import Codec
+    from notewave.audio.codec.model import Codec
 
 OPUS_RATE = 48000
 OPUS_MISSING = "opus-tools (opusenc/opusdec) is not installed: `sudo apt-get install opus-tools`"

@@ -10,14 +10,13 @@ in sorted path order (for the Wesnoth music: files 4, 9, 14, ... of the 41, i.e.
 subfolders uses those. The list is written to ``RUN_DIR/data_split.json``.
 
 Loss (per batch of crops ``x``, reconstruction ``x_hat``): multi-scale mel L1 + multi-scale
-STFT (:mod:`notewave.audio.losses`) + 0.1 * waveform L1 + RVQ commitment loss; with
+STFT (:mod:`notewave.audio.codec.losses`) + 0.1 * waveform L1 + RVQ commitment loss; with
 ``adversarial``, also a multi-scale STFT discriminator (hinge loss, own AdamW, stepped
 inside the loss function) adding ``generator_hinge + 2 * feature_matching``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -28,10 +27,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from notewave.audio.codec import Codec, CodecConfig
-from notewave.audio.codec_data import WESNOTH_MUSIC, AudioSet, split_folder
-from notewave.audio.codec_metrics import mel_distance, si_sdr
-from notewave.audio.losses import (
+from notewave.audio.codec.data import AudioSet, split_folder
+from notewave.audio.codec.losses import (
     MultiScaleMelLoss,
     MultiScaleSTFTDiscriminator,
     MultiScaleSTFTLoss,
@@ -39,6 +36,8 @@ from notewave.audio.losses import (
     feature_matching_loss,
     generator_hinge_loss,
 )
+from notewave.audio.codec.metrics import mel_distance, si_sdr
+from notewave.audio.codec.model import Codec, CodecConfig
 from notewave.core.train import TrainConfig, Trainer, optimizer_tensors, restore_optimizer, setup_distributed
 from notewave.errors import ConfigError, DataError
 
@@ -243,68 +242,3 @@ def train_codec(
     if dist_info.main:
         (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
-
-
-# ---- CLI ------------------------------------------------------------------------------
-def _train_cli(args: argparse.Namespace) -> int:
-    overrides = {"num_codebooks": args.num_codebooks, "codebook_size": args.codebook_size}
-    summary = train_codec(
-        args.out,
-        args.audio or (),
-        args.midi or (),
-        config=args.config,
-        steps=args.steps,
-        segment=args.segment,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        adversarial=args.adversarial,
-        resume=args.resume,
-        eval_every=args.eval_every,
-        holdout_every=args.holdout_every,
-        max_seconds=args.max_seconds,
-        soundfont=args.soundfont,
-        seed=args.seed,
-        overrides=overrides,
-    )
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "config")}, indent=2))
-    print(
-        f"checkpoints: {Path(args.out) / 'best'} (lowest validation mel distance), {Path(args.out) / 'last'}"
-    )
-    return 0
-
-
-def add_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave train codec`` on the ``train`` command's subparsers; returns the parser."""
-    p = train_subparsers.add_parser(
-        "codec",
-        help="train the SEANet + RVQ audio codec",
-        description="Train the audio codec on audio files and/or FluidSynth renders of MIDI files. Every "
-        "5th file of each folder (sorted by path) is held out for validation.",
-    )
-    p.add_argument(
-        "--audio", action="append", metavar="DIR", help=f"audio folder (repeatable), e.g. {WESNOTH_MUSIC}"
-    )
-    p.add_argument(
-        "--midi", action="append", metavar="DIR", help="MIDI folder rendered with FluidSynth (repeatable)"
-    )
-    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
-    p.add_argument("--config", default="small", choices=sorted(CONFIGS), help="model size (default small)")
-    p.add_argument("--num-codebooks", type=int, default=None, help="K (default: from --config)")
-    p.add_argument("--codebook-size", type=int, default=None, help="N (default: from --config)")
-    p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
-    p.add_argument("--segment", type=float, default=1.0, help="crop length in seconds (default 1.0)")
-    p.add_argument("--batch-size", type=int, default=8, help="crops per step and process (default 8)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    p.add_argument("--adversarial", action="store_true", help="add the MS-STFT discriminator (slow on CPU)")
-    p.add_argument(
-        "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"
-    )
-    p.add_argument("--holdout-every", type=int, default=5, help="hold out every N-th file (default 5)")
-    p.add_argument(
-        "--max-seconds", type=float, default=None, help="read at most this much of each audio file"
-    )
-    p.add_argument("--soundfont", default=None, help="SoundFont for --midi (default: found automatically)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_train_cli)
-    return p

@@ -1,5 +1,5 @@
-"""Training data of the :class:`~notewave.bridge.transcriber_model.Transcriber` (see
-:mod:`notewave.bridge.transcriber_train`): FluidSynth renders of real MIDI files.
+"""Training data of the :class:`~notewave.bridge.transcription.model.Transcriber` (see
+:mod:`notewave.bridge.transcription.train`): FluidSynth renders of real MIDI files.
 
 Data: the MIDI files of each ``--midi`` folder (its ``train/`` sub-folder when there is one,
 validation from ``valid/``; else every 20th file is held out for validation). The JSB test
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
-from notewave.bridge.transcribe import TICKS_PER_QUARTER, TICKS_PER_SECOND
-from notewave.bridge.transcriber_model import HEADS, MAX_MIDI, MIN_MIDI, N_KEYS, TranscriberConfig
+from notewave.bridge.transcription.model import HEADS, MAX_MIDI, MIN_MIDI, N_KEYS, TranscriberConfig
+from notewave.bridge.transcription.notes import TICKS_PER_QUARTER, TICKS_PER_SECOND
 from notewave.errors import DataError, SoundfontError
 from notewave.paths import JSB_MIDI_DIR
 

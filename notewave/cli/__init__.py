@@ -1,6 +1,7 @@
 """``notewave <command>``: a thin command-line layer over the Python API.
 
-Each command module registers its subcommand with ``add_cli(subparsers)``; errors that
+The only package that imports argparse: one module per command group (``data``, ``symbolic``,
+``bridge``, ``audio``, ``codec``), each registering its subcommands on the parser; errors that
 notewave raises on purpose (:class:`~notewave.errors.NotewaveError`) are printed as one
 line and exit with status 2, never as a traceback.
 """
@@ -18,29 +19,24 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
-    from notewave.audio import codec_cli, codec_train, lm_train
-    from notewave.audio.generate import add_generate_cli as add_generate_audio_cli
-    from notewave.bridge import transcribe
-    from notewave.bridge.render import add_cli as add_render_cli
-    from notewave.commands import symbolic as symbolic_commands
-    from notewave.symbolic import datasets
+    from notewave.cli import audio, bridge, codec, data, symbolic
 
     parser = argparse.ArgumentParser(prog="notewave", description="Symbolic + audio music generation.")
     parser.add_argument("--version", action="version", version=f"notewave {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    datasets.add_cli(sub)
+    data.add_cli(sub)
     train = sub.add_parser("train", help="train a model (symbolic, codec, audio-lm, transcriber)")
     train_sub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
-    symbolic_commands.add_train_cli(train_sub)
-    codec_train.add_cli(train_sub)
-    lm_train.add_cli(train_sub)
-    transcribe.add_cli(train_sub)
-    symbolic_commands.add_generate_cli(sub)
-    symbolic_commands.add_eval_cli(sub)
-    add_render_cli(sub)
-    transcribe.add_transcribe_cli(sub)
-    codec_cli.add_codec_cli(sub)
-    add_generate_audio_cli(sub)
+    symbolic.add_train_cli(train_sub)
+    audio.add_train_codec_cli(train_sub)
+    audio.add_train_audio_lm_cli(train_sub)
+    bridge.add_train_transcriber_cli(train_sub)
+    symbolic.add_generate_cli(sub)
+    symbolic.add_eval_cli(sub)
+    bridge.add_render_cli(sub)
+    bridge.add_transcribe_cli(sub)
+    codec.add_codec_cli(sub)
+    audio.add_generate_audio_cli(sub)
     return parser
 
 

@@ -33,8 +33,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from notewave.audio.conditioning import ConditionConfig, Conditions
-from notewave.audio.melody import AUDIO_SUFFIXES, MIDI_SUFFIXES
+from notewave.audio.lm.conditioning import ConditionConfig, Conditions
+from notewave.audio.lm.melody import AUDIO_SUFFIXES, MIDI_SUFFIXES
 from notewave.core.io import atomic_path
 from notewave.errors import DataError
 

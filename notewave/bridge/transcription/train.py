@@ -1,6 +1,6 @@
-"""``notewave train transcriber``: train the :class:`~notewave.bridge.transcriber_model.Transcriber`
+"""``notewave train transcriber``: train the :class:`~notewave.bridge.transcription.model.Transcriber`
 on FluidSynth renders of real MIDI files (data, augmentation and labels:
-:mod:`notewave.bridge.transcriber_data`).
+:mod:`notewave.bridge.transcription.data`).
 
 Loss: binary cross-entropy of the onset, offset and frame heads plus the squared velocity error at
 labelled onsets (Hawthorne et al. 2018); onset labels are split between the two frames around the
@@ -11,7 +11,6 @@ onset head fire above 0.5 within a few hundred steps. Optimisation: :class:`note
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -24,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from symusic import Score
 
-from notewave.bridge.transcribe import decode_notes
-from notewave.bridge.transcriber_data import (
+from notewave.bridge.transcription.data import (
     HELDOUT_FAMILIES,
     TRAIN_FAMILIES,
     TRAIN_PROGRAMS,
@@ -38,7 +36,8 @@ from notewave.bridge.transcriber_data import (
     piano_roll,
     training_files,
 )
-from notewave.bridge.transcriber_model import HEADS, Transcriber, TranscriberConfig
+from notewave.bridge.transcription.model import HEADS, Transcriber, TranscriberConfig
+from notewave.bridge.transcription.notes import decode_notes
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
 
 __all__ = [  # data names re-exported from transcriber_data for existing importers
@@ -49,7 +48,6 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
     "TRAIN_SOUNDFONTS",
     "MedleyPool",
     "PieceNotes",
-    "add_train_cli",
     "load_piece",
     "make_medley",
     "note_f1",
@@ -79,7 +77,7 @@ def note_f1(
     """``(precision, recall, F1)`` from ``mir_eval.transcription.precision_recall_f1_overlap``.
 
     Onset tolerance 50 ms; offsets ignored, or within 20 % / 50 ms when ``with_offsets``. ``est`` is a
-    ``Score`` or a :class:`~notewave.bridge.transcribe.NoteEvent` list, ``ref`` float rows
+    ``Score`` or a :class:`~notewave.bridge.transcription.notes.NoteEvent` list, ``ref`` float rows
     ``[start_s, end_s, pitch, ...]``. With no reference or no estimated notes, all three are 1.0 when
     both are empty, else 0.0.
     """
@@ -236,41 +234,3 @@ def train_transcriber(
     run.mkdir(parents=True, exist_ok=True)
     (run / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
-
-
-def _cli_train(args: argparse.Namespace) -> int:
-    summary = train_transcriber(
-        args.midi,
-        args.out,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        eval_every=args.eval_every,
-        soundfonts=args.soundfont,
-        resume=args.resume,
-        seed=args.seed,
-    )
-    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
-    print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
-    return 0
-
-
-def add_train_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``train transcriber --midi DIR [--midi DIR2] --out RUN_DIR [--steps N] [--resume]``."""
-    about = "train the audio-to-notes transcriber on FluidSynth renders of MIDI folders"
-    p = sub.add_parser("transcriber", help=about, description=about + " (the JSB test split is refused).")
-    p.add_argument("--midi", action="append", required=True, metavar="DIR", help="MIDI folder (repeatable)")
-    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=8, help="5-second crops per step (default 8)")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
-    p.add_argument(
-        "--eval-every", type=int, default=100, help="validate and save every N steps (default 100)"
-    )
-    p.add_argument(
-        "--soundfont", action="append", help="SoundFont for renders (repeatable; default both GM fonts)"
-    )
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cli_train)
-    return p

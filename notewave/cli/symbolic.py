@@ -69,10 +69,10 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
 
 def _generate(args: argparse.Namespace) -> int:
     from notewave.core.midi import save_score
-    from notewave.symbolic.model import MidiLM
+    from notewave.pipelines.composer import Composer
 
-    model = MidiLM.from_pretrained(args.checkpoint)
-    score = model.continue_midi(
+    composer = Composer.from_pretrained(args.checkpoint)
+    score = composer.continue_midi(
         args.prompt,
         bars=args.bars,
         temperature=args.temperature,

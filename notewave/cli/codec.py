@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from notewave.audio.codec import DEFAULT_CODEC_CHECKPOINT, Codec, encode_audio
-from notewave.audio.codec_files import load_codes, save_codes
-from notewave.audio.codec_train import WESNOTH_MUSIC, split_folder
+from notewave.audio.codec.data import WESNOTH_MUSIC, split_folder
+from notewave.audio.codec.files import load_codes, save_codes
+from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec, encode_audio
 from notewave.core.audio_io import load_audio
 from notewave.core.io import atomic_open
 from notewave.errors import AudioError
@@ -36,7 +36,7 @@ def _decode_cli(args: argparse.Namespace) -> int:
 
 
 def _eval_cli(args: argparse.Namespace) -> int:
-    from notewave.audio.codec_metrics import evaluate_codec, format_table, heldout_clips
+    from notewave.audio.codec.metrics import evaluate_codec, format_table, heldout_clips
 
     codec = Codec.from_pretrained(args.checkpoint)
     files = [Path(f) for f in args.audio] if args.audio else split_folder(WESNOTH_MUSIC)[1]

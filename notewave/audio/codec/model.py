@@ -2,7 +2,7 @@
 
 Mono audio ``[B, 1, N]`` (float32 in [-1, 1] at ``sample_rate`` Hz) -> encoder -> latents
 ``[B, dim, T]`` at ``frame_rate = sample_rate / hop_length`` Hz (``hop_length = prod(strides)``
-samples) -> RVQ (:mod:`notewave.audio.quantize`): ``num_codebooks`` int codes per frame -> decoder.
+samples) -> RVQ (:mod:`notewave.audio.codec.quantize`): ``num_codebooks`` int codes per frame -> decoder.
 After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), without the LSTM.
 Encoder: Conv1d stem; per stride ``s``: residual units (ELU, dilated Conv1d k=3 to half width,
 ELU, Conv1d k=1 back, plus the input), ELU, Conv1d (kernel ``2 s``, stride ``s``) doubling the
@@ -26,13 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.audio.quantize import ResidualVectorQuantizer
+from notewave.audio.codec.quantize import ResidualVectorQuantizer
 from notewave.core.audio_io import AudioLike, load_audio
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.errors import AudioError, CheckpointError, ConfigError
-from notewave.paths import DATA_DIR
+from notewave.paths import DEFAULT_CODEC_CHECKPOINT
 
-DEFAULT_CODEC_CHECKPOINT = DATA_DIR / "checkpoints" / "codec"
 KIND = "codec"
 PathLike = str | os.PathLike[str]
 

@@ -26,114 +26,31 @@ velocity is ``127 * (1 + dB / 60)`` of that peak level in dBFS, clipped to 1..12
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from symusic import Note, Score, Tempo, TimeSignature, Track
+from symusic import Score
 
-from notewave.bridge.transcriber_model import Transcriber
+from notewave.bridge.transcription.model import Transcriber
+from notewave.bridge.transcription.notes import (
+    NoteEvent,
+    decode_notes,
+    notes_to_score,
+)
 from notewave.core.audio_io import AudioLike, load_audio
-from notewave.errors import AudioError, CheckpointError, ConfigError
-from notewave.paths import DATA_DIR
+from notewave.errors import AudioError, CheckpointError
+from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT
 
-DEFAULT_TRANSCRIBER_CHECKPOINT = DATA_DIR / "checkpoints" / "transcriber"
-TICKS_PER_QUARTER = 480
-TEMPO_BPM = 120.0
-TICKS_PER_SECOND = TICKS_PER_QUARTER * TEMPO_BPM / 60.0  # 960
-TRACK_NAME = "Transcription"
-PROGRAM = 0
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter audio is "silent" and has no notes
 MONO_SAMPLE_RATE = 16000
 MONO_HOP = 256  # 16 ms
 PYIN_RESOLUTION = 0.2  # pitch bins of 1/5 semitone (librosa's default 0.1 makes its Viterbi 4x slower)
 MONO_FMIN_MIDI, MONO_FMAX_MIDI = 36, 96  # C2, C7
 MIN_NOTE_SECONDS = 0.06
-DEFAULT_VELOCITY = 80
-
-
-@dataclass(frozen=True)
-class NoteEvent:
-    """One decoded note: ``start``/``end`` in seconds, MIDI ``pitch`` and ``velocity`` (1..127)."""
-
-    start: float
-    end: float
-    pitch: int
-    velocity: int
-
-
-# ---- decoding ---------------------------------------------------------------------------
-def _refine(curve: np.ndarray, t: int) -> float:
-    """Sub-frame peak position of ``curve`` near ``t`` by a parabola through 3 points (|shift| <= 0.5)."""
-    if t <= 0 or t >= len(curve) - 1:
-        return float(t)
-    a, b, c = float(curve[t - 1]), float(curve[t]), float(curve[t + 1])
-    denom = a - 2 * b + c
-    return t + (float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5)) if denom < 0 else 0.0)
-
-
-def decode_notes(
-    onset: np.ndarray,
-    frame: np.ndarray,
-    velocity: np.ndarray | None = None,
-    onset_threshold: float = 0.5,
-    frame_threshold: float = 0.5,
-    frames_per_second: float = 31.25,
-    min_midi: int = 21,
-) -> list[NoteEvent]:
-    """Turn onset/frame/velocity activations into notes (see the module docstring).
-
-    Args:
-        onset, frame: probabilities ``[frames, keys]`` (key ``k`` is MIDI ``min_midi + k``).
-        velocity: ``[frames, keys]`` velocity / 127 in [0, 1], or ``None`` (velocity 80).
-        onset_threshold, frame_threshold: probability thresholds in (0, 1).
-        frames_per_second: frame rate; frame ``t`` is centred at ``t / frames_per_second`` seconds.
-
-    Returns:
-        Notes sorted by start time then pitch; ``end - start >= 1 / frames_per_second``.
-
-    Raises:
-        ConfigError: mismatching shapes or thresholds outside (0, 1).
-    """
-    onset, frame = np.asarray(onset, dtype=np.float32), np.asarray(frame, dtype=np.float32)
-    shapes = {onset.shape, frame.shape} | ({np.shape(velocity)} if velocity is not None else set())
-    if onset.ndim != 2 or len(shapes) != 1:
-        raise ConfigError(f"activations must share one [frames, keys] shape, got {sorted(shapes)}")
-    if not (0 < onset_threshold < 1 and 0 < frame_threshold < 1):
-        raise ConfigError(f"thresholds must lie in (0, 1), got {onset_threshold}, {frame_threshold}")
-    n_frames, notes = onset.shape[0], []
-    vel_prob = np.full(onset.shape, DEFAULT_VELOCITY / 127) if velocity is None else np.asarray(velocity)
-    pad = np.zeros((1, onset.shape[1]), bool)
-    edges = np.diff(np.vstack([pad, onset >= onset_threshold, pad]).astype(np.int8), axis=0)
-    for key in np.flatnonzero((edges == 1).any(axis=0)):
-        starts, stops = np.flatnonzero(edges[:, key] == 1), np.flatnonzero(edges[:, key] == -1)
-        peaks = [s + int(np.argmax(onset[s:e, key])) for s, e in zip(starts, stops)] + [n_frames]
-        off = np.append(np.flatnonzero(frame[:, key] < frame_threshold), n_frames)
-        for t0, t_next in zip(peaks[:-1], peaks[1:]):
-            end = max(t0 + 1, min(int(off[np.searchsorted(off, t0 + 1)]), t_next))
-            vel = int(np.clip(round(float(vel_prob[t0, key]) * 127), 1, 127))
-            start = max(0.0, _refine(onset[:, key], t0)) / frames_per_second
-            notes.append(NoteEvent(start, end / frames_per_second, int(min_midi + key), vel))
-    return sorted(notes, key=lambda n: (n.start, n.pitch))
-
-
-def notes_to_score(notes: list[NoteEvent], program: int = PROGRAM, name: str = TRACK_NAME) -> Score:
-    """Notes in seconds -> one-track ``Score`` at 120 BPM, 480 ticks per quarter (960 ticks per second)."""
-    score = Score(TICKS_PER_QUARTER)
-    score.tempos.append(Tempo(0, qpm=TEMPO_BPM))
-    score.time_signatures.append(TimeSignature(0, 4, 4))
-    track = Track(name=name, program=program, is_drum=False)
-    for n in notes:
-        start = int(round(n.start * TICKS_PER_SECOND))
-        end = max(start + 1, int(round(n.end * TICKS_PER_SECOND)))
-        track.notes.append(Note(start, end - start, n.pitch, n.velocity))
-    score.tracks.append(track)
-    return score
 
 
 def prepare_audio(
@@ -160,7 +77,7 @@ def _cached_model(path: str, stamp: float) -> Transcriber:
 
 
 def load_transcriber(checkpoint: str | os.PathLike[str] | None = None) -> Transcriber:
-    """The :class:`~notewave.bridge.transcriber_model.Transcriber` in ``checkpoint`` (default: the shipped
+    """The :class:`~notewave.bridge.transcription.model.Transcriber` in ``checkpoint`` (default: the shipped
     ``data/checkpoints/transcriber``), cached per process until its weights file changes.
 
     Raises:
@@ -316,33 +233,3 @@ def transcribe_file(
         with atomic_open(tokens_path) as handle:
             json.dump(record, handle)
     return out
-
-
-def _cli_transcribe(args: argparse.Namespace) -> int:
-    kw = {k: getattr(args, k) for k in ("checkpoint", "onset_threshold", "frame_threshold")}
-    out = transcribe_file(args.input, args.output, args.mono, args.tokens, **kw)
-    extra = f", tokens: {args.tokens}" if args.tokens else ""
-    print(f"transcribed {args.input} -> {out} ({Score.from_midi(out.read_bytes()).note_num()} notes){extra}")
-    return 0
-
-
-def add_transcribe_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave transcribe IN.wav OUT.mid [--mono] [--tokens OUT.json] [--checkpoint DIR]``."""
-    about = "transcribe audio to MIDI (polyphonic network, or --mono pYIN for a sung/hummed melody)"
-    p = subparsers.add_parser("transcribe", help=about, description=about)
-    p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate and channel count)")
-    p.add_argument("output", metavar="OUT", help="MIDI file to write")
-    p.add_argument("--mono", action="store_true", help="monophonic pYIN path (one voice, C2..C7)")
-    p.add_argument("--tokens", metavar="JSON", help="also write the symbolic tokenizer's tokens as JSON")
-    p.add_argument("--checkpoint", metavar="DIR", help="transcriber checkpoint (default: the shipped one)")
-    p.add_argument("--onset-threshold", type=float, default=0.5, help="onset threshold (default 0.5)")
-    p.add_argument("--frame-threshold", type=float, default=0.5, help="frame threshold (default 0.5)")
-    p.set_defaults(func=_cli_transcribe)
-    return p
-
-
-def add_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave train transcriber`` (see :mod:`notewave.bridge.transcriber_train`)."""
-    from notewave.bridge.transcriber_train import add_train_cli
-
-    return add_train_cli(train_subparsers)

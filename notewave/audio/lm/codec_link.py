@@ -1,0 +1,61 @@
+"""Which codec an audio LM reads: the codec's identity (config and weights hashes), the check that
+a codec is the one an LM was trained on, and where to find it beside a checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from notewave.audio.codec.model import Codec
+from notewave.errors import CheckpointError
+from notewave.paths import DEFAULT_CODEC_CHECKPOINT, PROJECT_ROOT
+
+
+def codec_identity(codec: Any) -> dict[str, Any]:
+    """What identifies a codec's codes: its config, config hash and weights hash."""
+    return {"config": codec.config.to_dict(), **codec.fingerprint()}
+
+
+def check_codec(config: Any, codec: Any) -> dict[str, Any]:
+    """Check that ``codec`` is the one an :class:`~notewave.audio.lm.model.AudioLMConfig` was trained on.
+
+    Returns:
+        The recorded identity (``config.codec``), or the codec's own when none was recorded.
+
+    Raises:
+        CheckpointError: another K, N or rate, or another codec (config or weights hash).
+    """
+    want, got = config.codec, codec_identity(codec)
+    sizes = (codec.num_codebooks, codec.codebook_size, int(codec.sample_rate), float(codec.frame_rate))
+    expect = (config.num_codebooks, config.codebook_size, config.sample_rate, config.frame_rate)
+    if sizes != expect:
+        raise CheckpointError(
+            f"the codec gives (K, N, sample_rate, frame_rate) = {sizes} but the audio LM was trained "
+            f"on {expect}; use the codec the LM was trained with"
+        )
+    for key in ("config_hash", "weights_hash"):
+        if want.get(key) and want[key] != got[key]:
+            raise CheckpointError(
+                f"the audio LM was trained on the codes of another codec ({key} {want[key]}, given "
+                f"{got[key]}); load it with the codec it was trained with"
+            )
+    return want or got
+
+
+def codec_candidates(path: str | os.PathLike[str], identity: dict[str, Any]) -> list[Path]:
+    """Folders where the codec of the audio LM at ``path`` may be, in order of preference."""
+    out = [Path(path) / "codec"]
+    if identity.get("path"):
+        recorded = Path(identity["path"])
+        out.append(recorded if recorded.is_absolute() else PROJECT_ROOT / recorded)
+    out.append(DEFAULT_CODEC_CHECKPOINT)
+    return out
+
+
+def load_codec_for(path: str | os.PathLike[str], identity: dict[str, Any]) -> Any:
+    """The first existing codec of :func:`codec_candidates`, or ``None`` when there is none."""
+    for folder in codec_candidates(path, identity):
+        if (folder / "config.json").is_file():
+            return Codec.from_pretrained(folder)
+    return None

@@ -1,0 +1,106 @@
+"""CLI commands of the bridge: ``render``, ``transcribe`` and ``train transcriber``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from symusic import Score
+
+from notewave.bridge.render import render_file, render_folder
+from notewave.bridge.transcription.train import train_transcriber
+from notewave.bridge.transcription.transcribe import transcribe_file
+
+
+def _cli_render(args: argparse.Namespace) -> int:
+    """Run the ``render`` subcommand; returns exit status 0 (errors propagate as NotewaveError)."""
+    opts = dict(sample_rate=args.sample_rate, soundfont=args.soundfont, stereo=args.stereo)
+    opts.update(tail_seconds=args.tail, normalize=args.normalize)
+    if Path(args.input).is_dir():
+        written = render_folder(args.input, args.output, pattern=args.pattern, **opts)
+        print(f"rendered {len(written)} file(s) into {args.output}")
+    else:
+        print(f"rendered {render_file(args.input, args.output, **opts)}")
+    return 0
+
+
+def add_render_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave render IN OUT [options]`` on an argparse subparsers object.
+
+    IN is a MIDI file (OUT a .wav file) or a folder (OUT a folder). The parser's ``func``
+    default takes the parsed Namespace and returns an exit status. Returns the subparser.
+    """
+    about = "render MIDI (a file, or every file in a folder) to 16-bit WAV with FluidSynth"
+    parser = subparsers.add_parser("render", help=about, description=about)
+    parser.add_argument("input", metavar="IN", help="a MIDI file, or a folder of them")
+    parser.add_argument("output", metavar="OUT", help="the .wav file, or a folder when IN is a folder")
+    parser.add_argument("--sample-rate", type=int, default=32000, help="output rate in Hz (default 32000)")
+    parser.add_argument("--soundfont", help=".sf2 file (default: $NOTEWAVE_SOUNDFONT, then system)")
+    parser.add_argument("--stereo", action="store_true", help="write stereo instead of mono")
+    parser.add_argument("--tail", type=float, default=1.0, help="seconds kept after the last note-off")
+    parser.add_argument("--normalize", choices=["peak", "loudness"], help="output level normalization")
+    parser.add_argument("--pattern", default="*.mid", help="glob of MIDI files in a folder (default *.mid)")
+    parser.set_defaults(func=_cli_render)
+    return parser
+
+
+def _cli_transcribe(args: argparse.Namespace) -> int:
+    kw = {k: getattr(args, k) for k in ("checkpoint", "onset_threshold", "frame_threshold")}
+    out = transcribe_file(args.input, args.output, args.mono, args.tokens, **kw)
+    extra = f", tokens: {args.tokens}" if args.tokens else ""
+    print(f"transcribed {args.input} -> {out} ({Score.from_midi(out.read_bytes()).note_num()} notes){extra}")
+    return 0
+
+
+def add_transcribe_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``notewave transcribe IN.wav OUT.mid [--mono] [--tokens OUT.json] [--checkpoint DIR]``."""
+    about = "transcribe audio to MIDI (polyphonic network, or --mono pYIN for a sung/hummed melody)"
+    p = subparsers.add_parser("transcribe", help=about, description=about)
+    p.add_argument("input", metavar="IN", help="audio file (WAV, FLAC, OGG, ...; any rate and channel count)")
+    p.add_argument("output", metavar="OUT", help="MIDI file to write")
+    p.add_argument("--mono", action="store_true", help="monophonic pYIN path (one voice, C2..C7)")
+    p.add_argument("--tokens", metavar="JSON", help="also write the symbolic tokenizer's tokens as JSON")
+    p.add_argument("--checkpoint", metavar="DIR", help="transcriber checkpoint (default: the shipped one)")
+    p.add_argument("--onset-threshold", type=float, default=0.5, help="onset threshold (default 0.5)")
+    p.add_argument("--frame-threshold", type=float, default=0.5, help="frame threshold (default 0.5)")
+    p.set_defaults(func=_cli_transcribe)
+    return p
+
+
+def _cli_train(args: argparse.Namespace) -> int:
+    summary = train_transcriber(
+        args.midi,
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        eval_every=args.eval_every,
+        soundfonts=args.soundfont,
+        resume=args.resume,
+        seed=args.seed,
+    )
+    print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
+    print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
+    return 0
+
+
+def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``train transcriber --midi DIR [--midi DIR2] --out RUN_DIR [--steps N] [--resume]``."""
+    about = "train the audio-to-notes transcriber on FluidSynth renders of MIDI folders"
+    p = sub.add_parser("transcriber", help=about, description=about + " (the JSB test split is refused).")
+    p.add_argument("--midi", action="append", required=True, metavar="DIR", help="MIDI folder (repeatable)")
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=8, help="5-second crops per step (default 8)")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (default 2e-3)")
+    p.add_argument(
+        "--eval-every", type=int, default=100, help="validate and save every N steps (default 100)"
+    )
+    p.add_argument(
+        "--soundfont", action="append", help="SoundFont for renders (repeatable; default both GM fonts)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cli_train)
+    return p
