@@ -12,6 +12,7 @@ from notewave.audio.codec.train import CONFIGS as CODEC_CONFIGS
 from notewave.audio.codec.train import train_codec
 from notewave.audio.lm.data import DEFAULT_AUDIO_TEXT, DEFAULT_MIDI_TEXT
 from notewave.audio.lm.train import train_audio_lm
+from notewave.cli.options import add_precision_option
 from notewave.paths import DEFAULT_AUDIO_CHECKPOINT
 
 
@@ -33,6 +34,7 @@ def _train_codec(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         soundfont=args.soundfont,
         seed=args.seed,
+        precision=args.precision,
         overrides=overrides,
     )
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "config")}, indent=2))
@@ -77,6 +79,7 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
     p.add_argument("--soundfont", default=None, help="SoundFont for --midi (default: found automatically)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
+    add_precision_option(p)
     p.set_defaults(func=_train_codec)
     return p
 
@@ -88,6 +91,7 @@ def _train_audio_lm(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, resume=args.resume, text=not args.no_text, melody=not args.no_melody,
         cond_dropout=args.cond_dropout, chroma_downsample=args.chroma_downsample, audio_text=args.audio_text,
         midi_text=args.midi_text, max_files=args.max_files, max_seconds=args.max_seconds, seed=args.seed,
+        precision=args.precision,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -127,6 +131,7 @@ def add_train_audio_lm_cli(train_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--max-files", type=int, default=None, help="at most N training files per folder")
     p.add_argument("--max-seconds", type=float, default=None, help="use at most S seconds of each file")
     p.add_argument("--seed", type=int, default=0)
+    add_precision_option(p)
     p.set_defaults(func=_train_audio_lm)
     return p
 

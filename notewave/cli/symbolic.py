@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from notewave.cli.options import add_precision_option
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 
 
@@ -21,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
         lr=args.lr,
         seq_len=args.seq_len,
         shifts=range(-args.transpose, args.transpose + 1) if args.transpose else (0,),
-        bf16=args.bf16,
+        precision=args.precision,
         resume=args.resume,
         bpe_vocab=args.bpe,
         eval_every=args.eval_every,
@@ -55,7 +56,7 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--transpose", type=int, default=6, help="augment with shifts of +-N semitones (default 6)"
     )
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU)")
+    add_precision_option(p)
     p.add_argument(
         "--bpe", type=int, default=None, metavar="VOCAB", help="learn a BPE vocabulary of this size"
     )

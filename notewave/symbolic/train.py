@@ -75,7 +75,7 @@ def train_symbolic(
     lr: float = 1e-3,
     seq_len: int | None = None,
     shifts: Sequence[int] = DEFAULT_SHIFTS,
-    bf16: bool = False,
+    precision: str = "auto",
     resume: bool = False,
     bpe_vocab: int | None = None,
     eval_every: int = 250,
@@ -92,7 +92,8 @@ def train_symbolic(
         steps, batch_size, lr: optimisation (batch per process).
         seq_len: window length in tokens (default: the model context).
         shifts: transposition augmentation in semitones for the training pieces.
-        bf16: bf16 autocast.
+        precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
+            ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
         resume: continue from ``run_dir/last``.
         bpe_vocab: learn a BPE vocabulary of this size first (miditok ``train``).
 
@@ -152,7 +153,7 @@ def train_symbolic(
         batch_size=batch_size,
         lr=lr,
         warmup=min(200, steps // 10),
-        bf16=bf16,
+        precision=precision,
         eval_every=eval_every,
         save_every=eval_every,
         seed=seed,
@@ -174,6 +175,7 @@ def train_symbolic(
         "train_pieces": len(train.pieces),
         "best_val_nll_per_token": result["best_val_loss"],
         "parameters": model.num_parameters(),
+        "precision": result["precision"],
         "history": result["history"],
     }
     if dist_info.main:

@@ -84,6 +84,7 @@ def train_codec(
     max_seconds: float | None = None,
     soundfont: str | None = None,
     seed: int = 0,
+    precision: str = "auto",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train a :class:`Codec`, writing ``run_dir/best`` (lowest validation mel distance) and ``run_dir/last``.
@@ -93,6 +94,8 @@ def train_codec(
         config: size name (:data:`CONFIGS`); ``overrides`` change single fields.
         steps, batch_size, lr: optimisation (AdamW, betas 0.5/0.9, warmup + cosine; batch per process).
         segment: crop length in seconds.
+        precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
+            ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
         adversarial: add the MS-STFT discriminator (slow on a CPU).
         resume: continue from ``run_dir/last`` (model, optimizer, RNG, discriminator).
         holdout_every: every n-th file of a folder is held out for validation.
@@ -213,6 +216,7 @@ def train_codec(
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), weight_decay=0.0,
         beta1=0.5, beta2=0.9, grad_clip=10.0, eval_every=eval_every, save_every=eval_every, seed=seed,
+        precision=precision,
     )  # fmt: skip
     trainer = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info)
     if disc is not None:
@@ -231,6 +235,7 @@ def train_codec(
     summary = {
         "steps": result["steps"],
         "wall_s": result["wall_s"],
+        "precision": result["precision"],
         "train_hours": split["train_hours"],
         "train_files": len(train_set.names),
         "valid_files": len(valid_set.names),

@@ -152,6 +152,7 @@ def train_audio_lm(
     max_seconds: float | None = None,
     max_val_windows: int = 48,
     seed: int = 0,
+    precision: str = "auto",
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -167,6 +168,8 @@ def train_audio_lm(
         cond_dropout, all_dropout: condition dropout probabilities; chroma_downsample: frames per
             melody position.
         max_files: at most this many training files per source; max_seconds: per file.
+        precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
+            ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
 
     Raises:
         DataError: missing/empty data or no track as long as ``segment``.
@@ -237,12 +240,13 @@ def train_audio_lm(
 
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), eval_every=eval_every,
-        save_every=eval_every, seed=seed,
+        save_every=eval_every, seed=seed, precision=precision,
     )  # fmt: skip
     result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info).fit(resume)
     summary = {
         "steps": result["steps"],
         "wall_s": result["wall_s"],
+        "precision": result["precision"],
         "prepare_s": round(prep_s, 1),
         "train_tracks": len(train.tracks),
         "train_hours": round(sum(t.codes.shape[1] for t in train.tracks) / codec.frame_rate / 3600, 3),

@@ -141,6 +141,7 @@ def train_transcriber(
     resume: bool = False,
     seed: int = 0,
     config: TranscriberConfig | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Train a transcriber; writes ``run_dir/best``, ``run_dir/last`` and ``run_dir/summary.json``.
 
@@ -151,6 +152,8 @@ def train_transcriber(
         eval_every: validate (loss, onset F1) and save every N steps; val_pieces: validation excerpts (15 s).
         soundfonts: SoundFont paths (default: TimGM6mb and FluidR3_GM when installed).
         resume: continue from ``run_dir/last``.
+        precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
+            ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
 
     Returns:
         Summary dict: steps, wall time (s), best validation loss, final validation onset F1, parameters.
@@ -216,6 +219,7 @@ def train_transcriber(
         eval_every=eval_every,
         save_every=eval_every,
         seed=seed,
+        precision=precision,
     )
     result = Trainer(model, tcfg, run, batch_fn, loss_fn, eval_fn, dist_info=setup_distributed()).fit(resume)
     history = result["history"]
@@ -223,6 +227,7 @@ def train_transcriber(
         "steps": result["steps"],
         "wall_s": round(time.perf_counter() - start_time, 1),
         "cpu_s": round(time.process_time() - start_cpu, 1),
+        "precision": result["precision"],
         "best_val_loss": result["best_val_loss"],
         "final_val_onset_f1": history[-1].get("val_onset_f1") if history else None,
         "parameters": model.num_parameters(),
