@@ -10,6 +10,7 @@ exact to within one block (2 ms at 32 kHz). Reverb and chorus are off unless ask
 from __future__ import annotations
 
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ NORMALIZE_MODES = (None, "peak", "loudness")
 _SILENCE = 4.0 / 32768.0  # FluidSynth dithers its 16-bit output: +-1 LSB counts as silence
 _CHUNK = 1 << 16  # frames pulled from FluidSynth per get_samples call
 _NOTE_OFF, _CONTROL, _BEND, _NOTE_ON = 0, 1, 2, 3  # event kinds, in their order at equal times
+MAX_SECONDS = 1200.0  # default cap on a render's length: 20 minutes (77 MB of mono 16-bit WAV at 32 kHz)
+LONG_NOTE_SECONDS = 60.0  # a note held longer than this is most likely a lost note-off: warn
 
 
 def _import_fluidsynth() -> Any:
@@ -41,11 +44,12 @@ def _import_fluidsynth() -> Any:
     return fluidsynth
 
 
-def _load_score(midi: PathLike | bytes | Score) -> Score:
-    """Parse ``midi`` (path, MIDI bytes or Score) into a Score in seconds that has notes."""
-    from notewave.core.midi import load_score
+def _load_score(midi: PathLike | bytes | Score) -> tuple[Score, str]:
+    """Parse ``midi`` (path, MIDI bytes or Score) into a Score in seconds that has notes, and the
+    name messages give it (the file's path, or "the given Score" ...)."""
+    from notewave.core.midi import load_score, midi_name
 
-    return load_score(midi).to("second")
+    return load_score(midi).to("second"), midi_name(midi)
 
 
 def _assign_channels(tracks: list[Any]) -> list[int]:
@@ -95,6 +99,33 @@ def _build_events(tracks: list[Any], channels: list[int], sample_rate: int) -> t
     return events[np.lexsort((events[:, 1], events[:, 0]))], last_off
 
 
+def _check_length(score: Score, name: str, tail_seconds: float, max_seconds: float | None) -> None:
+    """Warn about a note longer than :data:`LONG_NOTE_SECONDS`; RenderError past ``max_seconds``.
+
+    ``score`` is in seconds. The longest note is named because one stuck note (a note-off lost or
+    never written) is the usual reason for a render far longer than the music.
+    """
+    longest, where, last_off = 0.0, "", 0.0
+    for track in score.tracks:
+        notes = track.notes.numpy()
+        if len(notes["time"]) == 0:
+            continue
+        last_off = max(last_off, float((notes["time"] + notes["duration"]).max()))
+        i = int(notes["duration"].argmax())
+        if notes["duration"][i] > longest:
+            longest = float(notes["duration"][i])
+            where = f"pitch {notes['pitch'][i]} of track {track.name!r}, from {notes['time'][i]:.1f} s"
+    if longest > LONG_NOTE_SECONDS:
+        warnings.warn(f"{name}: a note lasts {longest:.0f} s ({where}); a lost note-off?", stacklevel=3)
+    length = last_off + tail_seconds
+    if max_seconds is not None and length > max_seconds:
+        need = int(np.ceil(length))
+        raise RenderError(
+            f"{name} would render to {length:.0f} s ({length / 60:.1f} min) of audio, over the cap of "
+            f"{max_seconds:g} s; raise it with max_seconds={need} (CLI: --max-seconds {need}; 0 for no cap)"
+        )
+
+
 def _normalize(wav: np.ndarray, mode: str | None) -> np.ndarray:
     """Peak-normalize to 0.95, or scale to -20 dBFS RMS with peaks held at 0.99; silence left alone."""
     peak = float(np.abs(wav).max())
@@ -117,8 +148,14 @@ def render_midi(
     gain: float = 0.5,
     reverb: bool = False,
     chorus: bool = False,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> tuple[np.ndarray, int]:
     """Render a MIDI score to audio with FluidSynth (offline, deterministic, no audio device).
+
+    Long renders: a score whose audio (last note-off + ``tail_seconds``) would last more than
+    ``max_seconds`` (default 1200 s = 20 min, about 77 MB of mono WAV at 32 kHz) is refused before
+    anything is synthesized, and a note held longer than 60 s (usually a lost note-off) gives a
+    one-line warning naming it.
 
     Args:
         midi: a MIDI file path, the bytes of a MIDI file, or a ``symusic.Score`` (any time unit).
@@ -130,6 +167,7 @@ def render_midi(
             then lowers it if needed so the peak is at most 0.99. Near-silence is left as is.
         gain: FluidSynth master gain (``synth.gain``), 0 < gain <= 10.
         reverb, chorus: enable FluidSynth's reverb / chorus effects (off by default).
+        max_seconds: longest audio to render, in seconds (> 0); ``None`` renders any length.
 
     Returns:
         ``(wav, sample_rate)``: ``wav`` is float32 in [-1, 1] with shape ``[channels, samples]``
@@ -139,8 +177,10 @@ def render_midi(
     Raises:
         MidiError: unreadable or corrupt MIDI (the message names the file), or no notes.
         SoundfontError: no SoundFont found, or FluidSynth cannot load it.
-        RenderError: FluidSynth/pyfluidsynth missing, or ``sample_rate`` outside 8000..96000.
-        ConfigError: negative ``tail_seconds``, unknown ``normalize``, ``gain`` out of range.
+        RenderError: FluidSynth/pyfluidsynth missing, ``sample_rate`` outside 8000..96000, or the
+            audio would be longer than ``max_seconds`` (the message gives the length).
+        ConfigError: negative ``tail_seconds``, unknown ``normalize``, ``gain`` out of range,
+            ``max_seconds`` not > 0.
     """
     whole = isinstance(sample_rate, (int, float, np.number)) and float(sample_rate).is_integer()
     if not whole or not 8000 <= sample_rate <= 96000:
@@ -150,9 +190,12 @@ def render_midi(
             f"need tail_seconds >= 0, normalize in {NORMALIZE_MODES} and 0 < gain <= 10; "
             f"got tail_seconds={tail_seconds!r}, normalize={normalize!r}, gain={gain!r}"
         )
+    if max_seconds is not None and not max_seconds > 0:
+        raise ConfigError(f"max_seconds must be > 0 seconds (or None for no cap), got {max_seconds!r}")
     sample_rate = int(sample_rate)  # ints, or floats like 32000.0
     sf_path = find_soundfont(soundfont)
-    score = _load_score(midi)
+    score, name = _load_score(midi)
+    _check_length(score, name, tail_seconds, max_seconds)
     fluidsynth = _import_fluidsynth()
 
     tracks = [t for t in score.tracks if len(t.notes) > 0]

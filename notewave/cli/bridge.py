@@ -11,12 +11,13 @@ from symusic import Score
 from notewave.bridge.render import render_file, render_folder
 from notewave.bridge.transcription.train import train_transcriber
 from notewave.bridge.transcription.transcribe import transcribe_file
+from notewave.cli.options import add_precision_option
 
 
 def _cli_render(args: argparse.Namespace) -> int:
     """Run the ``render`` subcommand; returns exit status 0 (errors propagate as NotewaveError)."""
     opts = dict(sample_rate=args.sample_rate, soundfont=args.soundfont, stereo=args.stereo)
-    opts.update(tail_seconds=args.tail, normalize=args.normalize)
+    opts.update(tail_seconds=args.tail, normalize=args.normalize, max_seconds=args.max_seconds or None)
     if Path(args.input).is_dir():
         written = render_folder(args.input, args.output, pattern=args.pattern, **opts)
         print(f"rendered {len(written)} file(s) into {args.output}")
@@ -40,6 +41,12 @@ def add_render_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentP
     parser.add_argument("--stereo", action="store_true", help="write stereo instead of mono")
     parser.add_argument("--tail", type=float, default=1.0, help="seconds kept after the last note-off")
     parser.add_argument("--normalize", choices=["peak", "loudness"], help="output level normalization")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=1200.0,
+        help="refuse files whose audio would last longer, in seconds (default 1200 = 20 min; 0: no cap)",
+    )
     parser.add_argument("--pattern", default="*.mid", help="glob of MIDI files in a folder (default *.mid)")
     parser.set_defaults(func=_cli_render)
     return parser
@@ -79,6 +86,7 @@ def _cli_train(args: argparse.Namespace) -> int:
         soundfonts=args.soundfont,
         resume=args.resume,
         seed=args.seed,
+        precision=args.precision,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -102,5 +110,6 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
+    add_precision_option(p)
     p.set_defaults(func=_cli_train)
     return p

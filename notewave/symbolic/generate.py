@@ -15,7 +15,7 @@ import torch
 from symusic import Note, Score, Track
 from tqdm import tqdm
 
-from notewave.core.midi import MidiLike, load_score
+from notewave.core.midi import MidiLike, load_score, midi_name
 from notewave.core.sampling import check_sampling_args, sample
 from notewave.errors import ConfigError
 from notewave.symbolic.grammar import RemiGrammar, State
@@ -159,8 +159,11 @@ def continue_midi(
     """Continue ``prompt`` by ``bars`` bars and return prompt + continuation as one ``Score``.
 
     The continuation starts on the first bar line at or after the prompt's last note-off
-    (on the prompt's grid, in its ticks per quarter), keeps the prompt's tempo map, time
-    signatures, tracks and programs, and is identical for the same ``seed``. Notes of a
+    (on the prompt's grid, in its ticks per quarter), fills exactly ``bars`` bars of the
+    meter in force there (notes still sounding at the last bar line are cut there), keeps
+    the prompt's tempo map, time signatures, tracks and programs, and is identical for the
+    same ``seed``. Only meters the tokenizer has tokens for are accepted
+    (:attr:`MidiTokenizer.time_signatures`; the shipped one: 1/4..6/4, 3/8, 6/8, 12/8). Notes of a
     program played by several prompt tracks (e.g. SATB on one organ program) are given
     to those tracks by voice leading (:func:`notewave.symbolic.voices.assign_voices`).
     A prompt longer than the model context is cut to its last bars that fit.
@@ -188,7 +191,8 @@ def continue_midi(
         MidiError: unreadable, empty or drum-only prompt.
         ConditioningError: unknown style.
         ConfigError: invalid sampling arguments or ``bars < 1``.
-        TokenizerError: when the tokens cannot be decoded (only possible unconstrained).
+        TokenizerError: a prompt meter the tokenizer lacks (e.g. 7/8; raised before sampling), or
+            tokens that cannot be decoded (only possible unconstrained).
     """
     result = sample_continuation(model, tok, prompt, bars, **options)
     return merge_continuation(result.score, tok, result.new_ids, result.start_tick)
@@ -218,6 +222,7 @@ def sample_continuation(
     score = load_score(prompt, allow_drums_only=False)
     if prompt_bars is not None:
         score = first_bars(score, prompt_bars)
+    tok.check_time_signatures(score, midi_name(prompt))  # else miditok reads it as 4/4: bars misplaced
     prompt_programs = tok.programs_of(score)
     prefix = tok.prefix(style, prompt_programs)
     body = tok.encode_body(score)
@@ -258,7 +263,8 @@ def sample_continuation(
 
 def merge_continuation(score: Score, tok: MidiTokenizer, new_ids: list[int], start_tick: int) -> Score:
     """Decode the continuation's ids alone (under the prompt's time signature at its start) and
-    add its notes to a copy of ``score`` from ``start_tick`` on (ticks of ``score``).
+    add its notes to a copy of ``score`` from ``start_tick`` on (ticks of ``score``), cut at the
+    bar line that closes the continuation's last bar (one bar per ``Bar`` token in ``new_ids``, plus one).
 
     Raises:
         TokenizerError: when the ids cannot be decoded.
@@ -274,13 +280,17 @@ def merge_continuation(score: Score, tok: MidiTokenizer, new_ids: list[int], sta
         head.append(tok.remi[sig])
     decoded = tok.decode(head + new_ids) if new_ids else Score(score.ticks_per_quarter)
     scale = score.ticks_per_quarter / decoded.ticks_per_quarter
+    new_bars = 1 + sum(t == "Bar_None" for i in new_ids for t in tok.base_tokens(i))
+    end_tick = start_tick + new_bars * bar_ticks(score, start_tick)
     out = score.copy()
     groups: dict[tuple[int, bool], list[Note]] = {}
     for track in decoded.tracks:
         key = (-1 if track.is_drum else int(track.program), bool(track.is_drum))
         for note in track.notes:
             time = start_tick + int(round(note.time * scale))
-            duration = max(1, int(round(note.duration * scale)))
+            if time >= end_tick:  # only unconstrained sampling can place a note past its bar
+                continue
+            duration = min(max(1, int(round(note.duration * scale))), end_tick - time)
             groups.setdefault(key, []).append(Note(time, duration, note.pitch, note.velocity))
     for (program, is_drum), notes in groups.items():
         targets = [t for t in out.tracks if bool(t.is_drum) == is_drum and (is_drum or t.program == program)]

@@ -140,6 +140,30 @@ class MidiTokenizer:
         byte = self.remi._model.id_to_token(token_id)
         return list(self.remi._vocab_learned_bytes_to_tokens[byte])
 
+    @property
+    def time_signatures(self) -> list[tuple[int, int]]:
+        """Meters the vocabulary has ``TimeSig`` tokens for, as ``(numerator, denominator)``, sorted
+        by denominator then numerator (notewave's default: 1/4..6/4, 3/8, 6/8 and 12/8)."""
+        return sorted(((int(n), int(d)) for n, d in self.remi.time_signatures), key=lambda ts: (ts[1], ts[0]))
+
+    def check_time_signatures(self, score: Score, name: str = "the score") -> None:
+        """Raise when ``score`` holds a meter the vocabulary lacks (``name`` names it in the message).
+
+        miditok reads such a meter as 4/4 without a word, which puts every bar line in the wrong
+        place; a model cannot be told a meter it has no token for without retraining.
+
+        Raises:
+            TokenizerError: naming the meter, its tick and the supported meters.
+        """
+        known = set(self.time_signatures)
+        for ts in score.time_signatures:
+            if (ts.numerator, ts.denominator) not in known:
+                supported = ", ".join(f"{n}/{d}" for n, d in self.time_signatures)
+                raise TokenizerError(
+                    f"{name}: time signature {ts.numerator}/{ts.denominator} (at tick {ts.time}) is not one "
+                    f"this model's tokenizer knows; supported: {supported}"
+                )
+
     # ---- encoding ---------------------------------------------------------------------
     @staticmethod
     def programs_of(score: Score) -> list[int]:

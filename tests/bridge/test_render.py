@@ -358,3 +358,62 @@ def test_cli_render_file_and_folder(tmp_path, capsys):
     args = parser.parse_args(["render", str(tmp_path), str(tmp_path / "out"), "--soundfont", str(SF)])
     assert args.func(args) == 0
     assert (tmp_path / "out" / "x.wav").is_file() and "out" in capsys.readouterr().out
+
+
+# --- length cap -----------------------------------------------------------------------
+
+
+def _chorale_with_stuck_note(tmp_path, seconds: float) -> Path:
+    """A real JSB chorale (42.75 s, one tempo) whose last bass note is held until ``seconds`` s."""
+    score = Score.from_midi(Path("data/jsb/test/jsb_test_000.mid").read_bytes())
+    ticks_per_second = score.ticks_per_quarter * score.tempos[0].qpm / 60
+    last = max(score.tracks[-1].notes, key=lambda n: n.time)
+    last.duration = round(seconds * ticks_per_second) - last.time
+    path = tmp_path / f"stuck_{int(seconds)}s.mid"
+    score.dump_midi(str(path))
+    return path
+
+
+@needs_synth
+def test_an_hour_long_note_is_refused_before_synthesis_with_the_length_and_the_cap(tmp_path, capsys):
+    from notewave.cli import main
+
+    hour = _chorale_with_stuck_note(tmp_path, 3600)
+    with pytest.warns(
+        UserWarning,
+        match=r"stuck_3600s.mid: a note lasts 35\d\d s \(pitch \d+ of track 'Bass', from 4\d.\d s\)",
+    ):
+        with pytest.raises(
+            RenderError, match=r"stuck_3600s.mid would render to 3601 s \(60.0 min\).*--max-seconds 3601"
+        ):
+            render_sf(hour, sample_rate=8000)
+    wav = tmp_path / "hour.wav"
+    assert main(["render", str(hour), str(wav), "--soundfont", str(SF)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("notewave: warning: ") and "a lost note-off?" in err[0]
+    assert err[1].startswith("notewave: error: ") and "over the cap of 1200 s" in err[1] and len(err) == 2
+    assert not wav.exists() and not list(tmp_path.glob(".*"))
+    with pytest.raises(ConfigError, match="max_seconds"):
+        render_sf(hour, max_seconds=0)
+
+
+@needs_synth
+def test_the_cap_counts_the_tail_and_can_be_raised_or_lifted(tmp_path, capsys):
+    from notewave.cli import main
+
+    chorale = Path("data/jsb/test/jsb_test_000.mid")
+    seconds = Score.from_midi(chorale.read_bytes()).to("second").end()
+    with pytest.raises(RenderError, match="over the cap of 10 s"):
+        render_sf(chorale, max_seconds=10, sample_rate=8000)
+    with pytest.raises(RenderError):
+        render_sf(chorale, max_seconds=seconds + 0.5, tail_seconds=1.0, sample_rate=8000)
+    wav, sr = render_sf(chorale, max_seconds=seconds + 1.0, tail_seconds=1.0, sample_rate=8000)
+    assert wav.shape[1] == round((seconds + 1.0) * sr)
+    stuck = _chorale_with_stuck_note(tmp_path, 150)  # a warning, and rendered in full with the cap lifted
+    out = tmp_path / "stuck.wav"
+    args = ["render", str(stuck), str(out), "--soundfont", str(SF), "--sample-rate", "8000"]
+    assert main([*args, "--max-seconds", "120"]) == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "a note lasts 10" in err and "--max-seconds 151" in err  # held from about 41 s to 150 s
+    assert main([*args, "--max-seconds", "0"]) == 0
+    assert soundfile.info(str(out)).duration == pytest.approx(151.0, abs=0.01)

@@ -165,7 +165,8 @@ def test_bad_inputs_raise_audio_error(tmp_path: Path) -> None:
 
 def test_silence_gives_a_score_without_notes() -> None:
     for mono in (True, False):
-        score = transcribe(np.zeros((2, 16000), np.float32), 16000, mono=mono)
+        with pytest.warns(UserWarning, match="the given audio: no notes: the audio is silent"):
+            score = transcribe(np.zeros((2, 16000), np.float32), 16000, mono=mono)
         assert score.note_num() == 0 and len(score.tracks) == 1 and score.tempos[0].qpm == pytest.approx(120)
 
 
@@ -296,3 +297,59 @@ def test_transcribe_file_writes_midi_and_tokens(chorale_excerpt, tmp_path: Path)
     add_transcribe_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["transcribe", str(src), str(tmp_path / "cli.mid"), "--mono"])
     assert args.func(args) == 0 and (tmp_path / "cli.mid").is_file()
+
+
+# ---- no notes found: the user is told when transcribing --------------------------------
+def _at_level(wav: np.ndarray, dbfs: float) -> np.ndarray:
+    return (wav * (10 ** (dbfs / 20) / np.abs(wav).max())).astype(np.float32)
+
+
+@needs_synth
+def test_silent_and_near_silent_files_warn_and_still_write_a_midi_file(chorale_excerpt, tmp_path, capsys):
+    from symusic import Score
+
+    from notewave.cli import main
+
+    wav, rate, _ = chorale_excerpt
+    silent = tmp_path / "silence.wav"  # digital silence, as a recorder writes it
+    soundfile.write(silent, np.zeros((2 * 44100, 2), np.float32), 44100, subtype="PCM_16")
+    faint = tmp_path / "faint_chorale.wav"  # the real chorale at -86 dBFS: below the -80 dBFS floor
+    soundfile.write(faint, _at_level(wav[0, : rate * 3], -86), rate, subtype="FLOAT")
+    for src, level in ((silent, "every sample is 0"), (faint, "peak -86 dBFS")):
+        for mono in (False, True):
+            out = tmp_path / f"{src.stem}_{mono}.mid"
+            expected = (
+                rf"{src.name}: no notes: the audio is silent \({level};.*; wrote .*{out.name} without notes"
+            )
+            with pytest.warns(UserWarning, match=expected):
+                assert transcribe_file(src, out, mono=mono) == out
+            raw = out.read_bytes()  # one track chunk: tempo, 4/4, the track's name and program
+            assert raw.count(b"MTrk") == 1 and b"Transcription" in raw and b"\xffQ\x03\x07\xa1\x20" in raw
+            back = Score.from_midi(raw)  # symusic reads a track without notes as no track
+            assert back.note_num() == 0 and back.tempos[0].qpm == pytest.approx(120)
+            assert [(t.numerator, t.denominator) for t in back.time_signatures] == [(4, 4)]
+    cli_out = tmp_path / "cli.mid"
+    assert main(["transcribe", str(faint), str(cli_out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("notewave: warning: ") and "faint_chorale.wav" in err[0]
+    assert main(["render", str(cli_out), str(tmp_path / "cli.wav"), "--soundfont", str(SOUNDFONT)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"notewave: error: {cli_out} has no notes"] and not (tmp_path / "cli.wav").exists()
+
+
+@needs_checkpoint
+@needs_synth
+def test_quiet_music_above_the_floor_warns_with_its_level_and_what_to_try(chorale_excerpt, tmp_path) -> None:
+    wav, rate, _ = chorale_excerpt
+    quiet = _at_level(wav, -74)  # audible on headphones, but the network finds nothing at 0.5/0.5
+    with pytest.warns(
+        UserWarning, match=r"no notes found in 8\.\d s of audio \(peak -74 dBFS\); .*louder.*--onset"
+    ):
+        assert transcribe(quiet, rate).note_num() == 0
+    with pytest.warns(UserWarning, match=r"pYIN heard no steady pitch"):
+        assert (
+            transcribe(
+                _at_level(np.random.default_rng(0).standard_normal(rate), -50), rate, mono=True
+            ).note_num()
+            == 0
+        )

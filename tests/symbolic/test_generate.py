@@ -123,3 +123,45 @@ def test_cli_missing_and_truncated_checkpoints(tmp_path, capsys):
     shutil.copy(DEFAULT_SYMBOLIC_CHECKPOINT / "model.safetensors", weights)
     assert main(["generate", "--prompt", prompt, "--out", str(out), "--checkpoint", str(broken)]) == 2
     assert "tokenizer" in capsys.readouterr().err
+
+
+def _in_meter(path, numerator: int, denominator: int) -> Score:
+    """A real chorale's notes under another time signature (bar lines move, notes stay)."""
+    from symusic import TimeSignature
+
+    score = Score(str(path))
+    score.time_signatures = [TimeSignature(0, numerator, denominator)]
+    return score
+
+
+@pytest.mark.parametrize("meter", [(3, 4), (6, 8)])
+def test_supported_meters_continue_on_the_prompts_bar_grid(chorales_model, jsb_test_files, meter):
+    prompt = first_bars(_in_meter(jsb_test_files[0], *meter), 3)
+    bar = 480 * 4 * meter[0] // meter[1]  # bar lines from the prompt's own time signature
+    last_off = max(t.end() for t in prompt.tracks)
+    start = -(-last_off // bar) * bar  # the first bar line at or after the prompt's last note-off
+    out = chorales_model.continue_midi(prompt, bars=2, seed=1, style="bach")
+    assert [(s.numerator, s.denominator) for s in out.time_signatures] == [meter]
+    new = [n for t in out.tracks for n in t.notes if n.time >= last_off]
+    assert len(new) >= 4 and all((n.time - start) % 30 == 0 for n in new)  # 64th-note grid from the bar line
+    assert all(start <= n.time < start + 2 * bar and n.end <= start + 2 * bar for n in new)  # exactly 2 bars
+    assert any(n.time < start + bar for n in new) and any(n.time >= start + bar for n in new)  # both bars
+    assert [n for t in out.tracks for n in t.notes if n.time < last_off] == [
+        n for t in prompt.tracks for n in t.notes
+    ]
+
+
+def test_a_meter_the_tokenizer_lacks_is_refused_before_sampling(
+    chorales_model, jsb_test_files, tmp_path, capsys
+):
+    from notewave.errors import TokenizerError
+
+    assert (7, 8) not in chorales_model.tokenizer.time_signatures
+    prompt = tmp_path / "seven_eight.mid"
+    _in_meter(jsb_test_files[0], 7, 8).dump_midi(str(prompt))
+    with pytest.raises(TokenizerError, match=r"seven_eight.mid: time signature 7/8 .* supported: 1/4, .*6/8"):
+        chorales_model.continue_midi(prompt, bars=2, style="bach")
+    out = tmp_path / "out.mid"
+    assert main(["generate", "--prompt", str(prompt), "--bars", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "7/8" in err and "3/4, 4/4" in err and not out.exists()

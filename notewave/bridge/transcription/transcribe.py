@@ -10,7 +10,11 @@ Inputs: a path soundfile can read, or an array ``[channels, samples]`` / ``[samp
 ``sample_rate``; any channel count is averaged to mono, any rate resampled (soxr). Errors:
 :class:`~notewave.errors.AudioError` for unreadable/missing files, empty audio and NaN/inf
 samples. Silent audio (peak below 1e-4, -80 dBFS) is not an error: it gives a Score with the
-tempo and the empty track but no notes (``transcribe_file`` writes that as a valid MIDI file).
+tempo, time signature and the empty track but no notes, and so does audio in which no note is
+found; both give a one-line warning saying why (silence, or the level and the thresholds to
+lower). ``transcribe_file`` still writes that MIDI file: its one track chunk keeps the tempo, the
+time signature, the track name and program, but symusic (and so ``notewave render``, which then
+refuses the file) reads a track without notes as no track at all.
 
 Note decoding (Hawthorne et al. 2018, "Onsets and Frames", ISMIR): a note of key ``k`` starts
 at the peak frame of each run of onset probabilities >= ``onset_threshold`` and lasts while the
@@ -29,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +170,49 @@ def transcribe_mono(audio: AudioLike, sample_rate: int | None = None) -> Score:
 
 
 # ---- public API -------------------------------------------------------------------------
+def _no_notes(
+    audio: AudioLike, wav: np.ndarray, rate: int, mono: bool, thresholds: tuple[float, float]
+) -> str:
+    """Why no note was found in ``wav`` (mono float32 at ``rate`` Hz), as one line naming ``audio``."""
+    name = str(audio) if isinstance(audio, str | os.PathLike) else "the given audio"
+    peak = float(np.abs(wav).max())
+    if peak < SILENCE_PEAK:
+        level = "every sample is 0" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+        return f"{name}: no notes: the audio is silent ({level}; silence is below -80 dBFS)"
+    found = (
+        f"{name}: no notes found in {len(wav) / rate:.1f} s of audio (peak {20 * np.log10(peak):.0f} dBFS)"
+    )
+    if mono:
+        return f"{found}; pYIN heard no steady pitch from C2 to C7 lasting {MIN_NOTE_SECONDS * 1000:.0f} ms"
+    onset, frame = thresholds
+    return (
+        f"{found}; if it holds music, make it louder (the network misses quiet notes) or lower the "
+        f"thresholds (onset {onset:g}, frame {frame:g}; --onset-threshold, --frame-threshold)"
+    )
+
+
+def _transcribe(
+    audio: AudioLike,
+    sample_rate: int | None,
+    checkpoint: str | os.PathLike[str] | None,
+    mono: bool,
+    onset_threshold: float,
+    frame_threshold: float,
+) -> tuple[Score, str | None]:
+    """:func:`transcribe` without its warning: the Score, and the reason it has no notes (else None)."""
+    wav, rate = prepare_audio(audio, sample_rate, None)  # bad audio fails before the model loads
+    if mono:
+        score = transcribe_mono(wav, rate)
+    elif np.abs(wav).max() < SILENCE_PEAK:
+        score = notes_to_score([])
+    else:
+        model = load_transcriber(checkpoint)
+        score = transcribe_with_model(model, wav, rate, onset_threshold, frame_threshold)
+    if score.note_num() > 0:
+        return score, None
+    return score, _no_notes(audio, wav, rate, mono, (onset_threshold, frame_threshold))
+
+
 def transcribe(
     audio: AudioLike,
     sample_rate: int | None = None,
@@ -184,19 +232,19 @@ def transcribe(
         onset_threshold, frame_threshold: decoding thresholds in (0, 1) (polyphonic path).
 
     Returns:
-        A one-track ``Score`` at 120 BPM (960 ticks per second), program 0; no notes for silence.
+        A one-track ``Score`` at 120 BPM (960 ticks per second) in 4/4, program 0. When no note
+        is found (silence: peak below -80 dBFS, or nothing the decoder accepts) the track is empty
+        and a one-line ``UserWarning`` names the audio and says why.
 
     Raises:
         AudioError: unreadable/missing file, array without rate, empty audio, NaN/inf samples.
         CheckpointError: the checkpoint is missing or broken (polyphonic path).
         ConfigError: thresholds outside (0, 1) (polyphonic path, audio not silent).
     """
-    wav, rate = prepare_audio(audio, sample_rate, None)  # bad audio fails before the model loads
-    if mono:
-        return transcribe_mono(wav, rate)
-    if np.abs(wav).max() < SILENCE_PEAK:
-        return notes_to_score([])
-    return transcribe_with_model(load_transcriber(checkpoint), wav, rate, onset_threshold, frame_threshold)
+    score, why = _transcribe(audio, sample_rate, checkpoint, mono, onset_threshold, frame_threshold)
+    if why is not None:
+        warnings.warn(why, stacklevel=2)
+    return score
 
 
 def transcribe_file(
@@ -210,6 +258,10 @@ def transcribe_file(
 ) -> Path:
     """Transcribe an audio file and write the MIDI file ``out_mid`` atomically; returns its path.
 
+    When no note is found the file is written all the same (tempo, time signature and the empty
+    track, which symusic and ``notewave render`` read as no track) and a one-line ``UserWarning``
+    says why (see :func:`transcribe`) and that the MIDI file has no notes.
+
     With ``tokens_path`` also writes (atomically) a JSON object ``{"source", "midi", "num_notes",
     "ids", "tokens"}`` holding ``MidiTokenizer().encode(score)`` ids and their token names.
 
@@ -221,8 +273,10 @@ def transcribe_file(
 
     if not Path(in_wav).is_file():
         raise AudioError(f"audio file not found: {in_wav}")
-    score = transcribe(in_wav, None, checkpoint, mono, onset_threshold, frame_threshold)
+    score, why = _transcribe(in_wav, None, checkpoint, mono, onset_threshold, frame_threshold)
     out = save_score(score, out_mid)
+    if why is not None:
+        warnings.warn(f"{why}; wrote {out} without notes (`notewave render` will refuse it)", stacklevel=2)
     if tokens_path is not None:
         from notewave.symbolic.tokenizer import MidiTokenizer
 
