@@ -4,34 +4,65 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+import torch
 
 from notewave.audio.codec.data import WESNOTH_MUSIC, split_folder
 from notewave.audio.codec.files import load_codes, save_codes
-from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec, encode_audio
+from notewave.audio.codec.model import CHUNK_SECONDS, DEFAULT_CODEC_CHECKPOINT, Codec
 from notewave.core.audio_io import load_audio
-from notewave.core.io import atomic_open
+from notewave.core.io import atomic_open, atomic_path
 from notewave.errors import AudioError
 
 
 def _encode_cli(args: argparse.Namespace) -> int:
     codec = Codec.from_pretrained(args.checkpoint)
-    wav, _ = load_audio(args.input, codec.sample_rate)
-    codes = encode_audio(codec, wav, codec.sample_rate, n_q=args.n_q)
+    wav, _ = load_audio(args.input, codec.sample_rate)  # mono float32, read and resampled in blocks
+    codes = codec.encode(torch.from_numpy(wav)[None], args.n_q, chunk_seconds=args.chunk_seconds)
     save_codes(args.output, codes, codec, num_samples=wav.shape[-1])
     k, t = codes.shape[1:]
     print(f"{args.output}: {k} x {t} codes ({t / codec.frame_rate:.2f} s, {codec.bitrate(k):.2f} kbps)")
     return 0
 
 
-def _decode_cli(args: argparse.Namespace) -> int:
-    from notewave.bridge.render import write_wav
+def write_decoded(
+    path: str | os.PathLike[str],
+    codec: Codec,
+    codes: torch.Tensor,
+    num_samples: int,
+    chunk_seconds: float | None = CHUNK_SECONDS,
+) -> int:
+    """Decode codes int ``[K, T]`` in windows of ``chunk_seconds`` into a 16-bit mono WAV at
+    ``codec.sample_rate``, written atomically and cut to ``num_samples`` samples; returns the
+    samples written. Only one window of audio is in memory at a time.
 
+    Raises:
+        ConfigError: codes the codec cannot decode. AudioError: the file cannot be written.
+    """
+    import soundfile as sf
+
+    pieces, left = codec.decode_chunks(codes[None], chunk_seconds), int(num_samples)
+    try:
+        with (
+            atomic_path(path) as tmp,
+            sf.SoundFile(tmp, "w", codec.sample_rate, 1, "PCM_16", format="WAV") as out,
+        ):
+            for piece in pieces:
+                block = piece[0, 0, :left].cpu().numpy()
+                out.write(block)
+                left -= block.shape[0]
+    except (OSError, sf.SoundFileError) as exc:
+        raise AudioError(f"cannot write {path}: {exc}") from exc
+    return int(num_samples) - left
+
+
+def _decode_cli(args: argparse.Namespace) -> int:
     codec = Codec.from_pretrained(args.checkpoint)
     codes, meta = load_codes(args.input, codec)
-    wav = codec.decode(codes[None])[0, :, : int(meta.get("num_samples", codes.shape[-1] * codec.hop_length))]
-    write_wav(args.output, wav.numpy(), codec.sample_rate)
-    print(f"{args.output}: {wav.shape[-1] / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
+    samples = write_decoded(args.output, codec, codes, meta["num_samples"], args.chunk_seconds)
+    print(f"{args.output}: {samples / codec.sample_rate:.2f} s at {codec.sample_rate} Hz")
     return 0
 
 
@@ -77,6 +108,11 @@ def add_codec_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     ev.add_argument("--plot", type=Path, default=None, help="codebook-usage bar plot PNG")
     ev.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     ev.set_defaults(func=_eval_cli)
+    for action in (enc, dec):
+        action.add_argument(
+            "--chunk-seconds", type=float, default=CHUNK_SECONDS,
+            help=f"work in windows of this many seconds (bounds memory; default {CHUNK_SECONDS:g})",
+        )  # fmt: skip
     for action in (enc, dec, ev):
         action.add_argument("--checkpoint", type=Path, default=DEFAULT_CODEC_CHECKPOINT, help="codec folder")
     return p

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,6 +33,7 @@ from notewave.errors import AudioError, CheckpointError, ConfigError
 from notewave.paths import DEFAULT_CODEC_CHECKPOINT
 
 KIND = "codec"
+CHUNK_SECONDS = 5.0  #: window of chunked encode / decode, in seconds
 PathLike = str | os.PathLike[str]
 
 
@@ -164,6 +165,21 @@ class SEANetDecoder(nn.Sequential):
         super().__init__(*layers, nn.ELU(), _conv(width, 1, cfg.kernel_size))
 
 
+def _reach(layers: nn.Module, step: int, decoder: bool) -> int:
+    """Upper bound of the one-sided receptive field of ``layers`` in samples; ``step``: samples per
+    input position (1 for the encoder, hop for the decoder). Convs add ``max(pad, (k-1) d - pad)``."""
+    reach = 0
+    for module in layers.modules():
+        if isinstance(module, nn.ConvTranspose1d):  # an upsampling output sees two input positions
+            reach += 2 * step
+            step //= module.stride[0]
+        elif isinstance(module, nn.Conv1d):
+            (k,), (d,), (pad,), (s,) = module.kernel_size, module.dilation, module.padding, module.stride
+            reach += max(pad, (k - 1) * d - pad) * step
+            step = step // s if decoder else step * s
+    return reach
+
+
 class CodecOutput(NamedTuple):
     """What :meth:`Codec.forward` returns."""
 
@@ -224,9 +240,21 @@ class Codec(nn.Module):
             digest.update(name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes())
         return {"config_hash": self.config.hash(), "weights_hash": digest.hexdigest()[:16]}
 
-    def _check_wav(
-        self, wav: torch.Tensor, sample_rate: int | None = None
-    ) -> torch.Tensor:  # checked, padded
+    def chunk_spans(
+        self, frames: int, chunk_seconds: float | None = CHUNK_SECONDS, decoder: bool = False
+    ) -> list[tuple[int, int, int, int]]:
+        """Frame spans ``(start, stop, lo, hi)`` of a chunked encode (``decoder``: decode) of ``frames``:
+        ``[start, stop)``, ``chunk_seconds`` long (``None``: all), is kept of ``[lo, hi)``, which adds the
+        receptive field of the encoder (decoder) plus a frame either side. ConfigError if chunk_seconds <= 0.
+        """
+        if chunk_seconds is not None and not chunk_seconds > 0:
+            raise ConfigError(f"chunk_seconds must be positive seconds or None, got {chunk_seconds}")
+        chunk = max(1, frames if chunk_seconds is None else round(chunk_seconds * self.frame_rate))
+        reach = _reach(self.decoder, self.hop_length, True) if decoder else _reach(self.encoder, 1, False)
+        ctx, starts = -(-reach // self.hop_length) + 1, range(0, frames, chunk)
+        return [(a, min(frames, a + chunk), max(0, a - ctx), min(frames, a + chunk + ctx)) for a in starts]
+
+    def _check_wav(self, wav: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise ConfigError(
                 f"audio at {sample_rate} Hz for a {self.sample_rate} Hz codec (encode_audio resamples)"
@@ -241,8 +269,10 @@ class Codec(nn.Module):
             raise AudioError(f"the waveform is empty (shape {tuple(wav.shape)})")
         if not bool(torch.isfinite(wav).all()):
             raise AudioError("the waveform contains NaN or infinite samples")
-        pad = self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]
-        return F.pad(wav.float(), (0, pad))
+        return wav.float()
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:  # zero-padded to whole frames
+        return F.pad(wav, (0, self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]))
 
     def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
         """Encode, quantize (training mode: update the codebooks) and decode ``wav [B, 1, N]``.
@@ -252,40 +282,65 @@ class Codec(nn.Module):
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
         """
-        q = self.quantizer(self.encoder(self._check_wav(wav)), n_q)
+        q = self.quantizer(self.encoder(self._pad(self._check_wav(wav))), n_q)
         audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
         return CodecOutput(audio, q.codes, q.commit_loss, q.perplexity)
 
     @torch.no_grad()
     def encode(
-        self, wav: torch.Tensor, n_q: int | None = None, sample_rate: int | None = None
-    ) -> torch.Tensor:
+        self, wav: torch.Tensor, n_q: int | None = None, sample_rate: int | None = None,
+        chunk_seconds: float | None = CHUNK_SECONDS,
+    ) -> torch.Tensor:  # fmt: skip
         """Codes int64 ``[B, n_q, ceil(N / hop_length)]`` of mono audio float ``[B, 1, N]`` in [-1, 1].
 
         ``n_q``: codebooks, 1..K (default K); ``sample_rate`` (Hz): checked against the codec's if given.
+        Long audio is encoded in windows of ``chunk_seconds`` (``None``: at once), each with
+        context either side (:meth:`chunk_spans`), so memory stays bounded and the codes
+        match a one-shot encode (up to float rounding on near-ties of the nearest code).
 
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
-            ConfigError: another sample rate, or ``n_q`` outside 1..K.
+            ConfigError: another sample rate, ``n_q`` outside 1..K, ``chunk_seconds`` <= 0.
         """
-        wav = self._check_wav(wav, sample_rate).to(self.quantizer.layers[0].codebook.device)
-        return self.quantizer.encode(self.encoder(wav), n_q)
+        wav, hop = self._check_wav(wav, sample_rate), self.hop_length
+        device = self.quantizer.layers[0].codebook.device
+        frames = self.num_frames(wav.shape[-1])
+        codes = []
+        for a, b, lo, hi in self.chunk_spans(frames, chunk_seconds):
+            latents = self.encoder(self._pad(wav[..., lo * hop : hi * hop]).to(device))
+            codes.append(self.quantizer.encode(latents[..., a - lo : b - lo], n_q))
+        return torch.cat(codes, -1)
 
-    @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Audio float32 ``[B, 1, T * hop_length]`` in [-1, 1] (clamped) of codes int ``[B, n_q, T]``, any
-        ``1 <= n_q <= K`` (the first n_q codebooks; fewer give coarser audio).
-
-        Raises:
-            ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
-        """
+    def decode_chunks(
+        self, codes: torch.Tensor, chunk_seconds: float | None = CHUNK_SECONDS
+    ) -> Iterator[torch.Tensor]:
+        """:meth:`decode` piece by piece: float32 ``[B, 1, frames * hop_length]`` of ``chunk_seconds``
+        each (the last may be shorter), in order; the codes are checked before it returns."""
         shape = tuple(getattr(codes, "shape", ()))
         if not isinstance(codes, torch.Tensor) or len(shape) != 3 or not 1 <= shape[1] <= self.num_codebooks:
             raise ConfigError(f"codes must be an int tensor [B, 1..{self.num_codebooks}, T], not {shape}")
         if codes.numel() == 0:
             raise ConfigError(f"codes are empty (shape {shape})")
-        latents = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.device))
-        return self.decoder(latents).clamp(-1.0, 1.0)
+        with torch.no_grad():  # latents [B, dim, T] are small
+            latents = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.device))
+        spans = self.chunk_spans(shape[-1], chunk_seconds, decoder=True)
+        return (self._decode_span(latents, *span) for span in spans)
+
+    @torch.no_grad()
+    def _decode_span(self, latents: torch.Tensor, a: int, b: int, lo: int, hi: int) -> torch.Tensor:
+        wav = self.decoder(latents[..., lo:hi])
+        return wav[..., (a - lo) * self.hop_length : (b - lo) * self.hop_length].clamp(-1.0, 1.0)
+
+    def decode(self, codes: torch.Tensor, chunk_seconds: float | None = CHUNK_SECONDS) -> torch.Tensor:
+        """Audio float32 ``[B, 1, T * hop_length]`` in [-1, 1] (clamped) of codes int ``[B, n_q, T]``, any
+        ``1 <= n_q <= K`` (the first n_q codebooks; fewer give coarser audio). Long code sequences
+        are decoded in windows of ``chunk_seconds`` with context either side (see :meth:`encode`).
+
+        Raises:
+            ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
+        """
+        pieces = list(self.decode_chunks(codes, chunk_seconds))
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1)
 
     def save_pretrained(
         self,
@@ -321,13 +376,9 @@ class Codec(nn.Module):
 
 
 def encode_audio(
-    codec: Codec,
-    audio: AudioLike,
-    sample_rate: int | None = None,
-    n_q: int | None = None,
-    offset: float = 0.0,
-    duration: float | None = None,
-) -> torch.Tensor:
+    codec: Codec, audio: AudioLike, sample_rate: int | None = None, n_q: int | None = None,
+    offset: float = 0.0, duration: float | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Codes int64 ``[1, n_q, T]`` of a file or array, downmixed to mono, resampled to the codec's rate.
 
     Args:
