@@ -39,3 +39,39 @@ def tiny_model():
     torch.manual_seed(0)
     tokenizer = MidiTokenizer(["bach"])
     return Composer(MidiLM(config_for("tiny", tokenizer)).eval(), tokenizer)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The fuzz counts (cases, accepted, rejected cleanly) per input kind, when any case ran.
+
+    Read from ``$NOTEWAVE_FUZZ_REPORT`` (written by every worker process) or, without it, from
+    this process's counter.
+    """
+    import json
+    import os
+    from collections import Counter
+
+    from tests.reliability.harness import COUNTS
+
+    counts: Counter[tuple[str, str]] = Counter()
+    folder = os.environ.get("NOTEWAVE_FUZZ_REPORT")
+    if folder and Path(folder).is_dir():
+        for path in Path(folder).glob("counts-*.jsonl"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                counts[(row["kind"], row["outcome"])] += 1
+    else:
+        counts = COUNTS
+    if not counts:
+        return
+    kinds = sorted({kind for kind, _ in counts})
+    write = terminalreporter.write_line
+    write("")
+    write("fuzz cases (every one ended in success or a one-line NotewaveError naming the input):")
+    write(f"{'input / entry point':60s} {'cases':>7s} {'accepted':>9s} {'rejected':>9s}")
+    for kind in kinds:
+        a, r = counts[(kind, "accepted")], counts[(kind, "rejected")]
+        write(f"{kind:60s} {a + r:7d} {a:9d} {r:9d}")
+    total_a = sum(v for (_, o), v in counts.items() if o == "accepted")
+    total_r = sum(v for (_, o), v in counts.items() if o == "rejected")
+    write(f"{'total':60s} {total_a + total_r:7d} {total_a:9d} {total_r:9d}")

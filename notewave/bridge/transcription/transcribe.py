@@ -185,9 +185,10 @@ def _no_notes(
     if mono:
         return f"{found}; pYIN heard no steady pitch from C2 to C7 lasting {MIN_NOTE_SECONDS * 1000:.0f} ms"
     onset, frame = thresholds
+    louder = "make it louder (the network misses quiet notes) or " if peak < 0.1 else ""
     return (
-        f"{found}; if it holds music, make it louder (the network misses quiet notes) or lower the "
-        f"thresholds (onset {onset:g}, frame {frame:g}; --onset-threshold, --frame-threshold)"
+        f"{found}; if it holds music, {louder}lower the thresholds (onset {onset:g}, frame {frame:g}; "
+        "--onset-threshold, --frame-threshold)"
     )
 
 
