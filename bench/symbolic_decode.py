@@ -6,7 +6,9 @@ Run: ``.venv/bin/python bench/symbolic_decode.py [--config small] [--new 256] [-
 Prints tokens/s for batch 1 and batch 8 decoding with and without the KV cache, for
 notewave's MidiLM and ``transformers.GPT2LMHeadModel.generate`` with the same width,
 depth, heads, context and vocabulary (random weights, multinomial sampling, fp32), and
-training tokens/s with fp32 and bf16 autocast. Ratios are against GPT-2 in the same run.
+training tokens/s with fp32, forced bf16 autocast and ``--precision auto`` (what ``notewave
+train`` uses by default: bf16 only where the CPU computes it natively). Ratios are against GPT-2
+in the same run, and against fp32 for training; the CPU capability and the auto choice are printed.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import torch
 from _timing import best_of
 
+from notewave.core.precision import describe_precision, resolve_precision
 from notewave.core.sampling import sample
 from notewave.core.train import TrainConfig, make_optimizer
 from notewave.symbolic.model import MidiLM, config_for
@@ -105,13 +108,19 @@ def main() -> None:
     for b in (1, 8):
         print(f"KV-cache speed-up, batch {b}: {cached[b] / uncached[b]:.1f}x")
 
+    print(f"\nprecision: {describe_precision('cpu')}")
+    auto = resolve_precision("auto", "cpu")
     print("\n| training | tokens/s | ratio to fp32 |")
     print("|---|---|---|")
     train_model = MidiLM(config_for(args.config, tok)).train()
     opt = make_optimizer(train_model, TrainConfig())
     x = torch.randint(0, tok.base_size, (args.train_batch, t.max_seq_len + 1))
     speeds = {}
-    for name, bf16 in (("fp32", False), ("bf16 autocast", True)):
+    for name, bf16 in (
+        ("fp32", False),
+        ("bf16 autocast (forced)", True),
+        (f"auto -> {auto}", auto == "bf16"),
+    ):
 
         def step() -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # noqa: B023
