@@ -1,4 +1,7 @@
-"""``notewave data jsb|music21``: real MIDI sources as MIDI files (see :mod:`notewave.symbolic.sources`)."""
+"""``notewave data jsb|music21|freedoom|mma``: real MIDI sources as MIDI files.
+
+See :mod:`notewave.symbolic.sources`.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ from notewave.symbolic.sources import (
     JSB_SPLITS,
     MUSIC21_COLLECTIONS,
     convert_jsb,
+    export_freedoom,
+    export_mma,
     export_music21_collection,
     list_music21_collections,
 )
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave data {jsb,music21}`` on ``subparsers``; return the ``data`` parser.
+    """Register ``notewave data {jsb,music21,freedoom,mma}`` on ``subparsers``; return the ``data`` parser.
 
     Each leaf parser sets ``func`` to a handler taking the parsed Namespace and returning
     an exit code (0 on success). Handlers let :class:`notewave.errors.NotewaveError`
@@ -27,10 +32,10 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """
     data = subparsers.add_parser(
         "data",
-        help="convert datasets (JSB Chorales, music21 corpus) to MIDI files",
+        help="convert datasets (JSB Chorales, music21 corpus, Freedoom music, MMA grooves) to MIDI files",
         description="Convert datasets to MIDI files for training and demos.",
     )
-    sub = data.add_subparsers(dest="data_command", metavar="{jsb,music21}", required=True)
+    sub = data.add_subparsers(dest="data_command", metavar="{jsb,music21,freedoom,mma}", required=True)
 
     jsb = sub.add_parser(
         "jsb",
@@ -94,6 +99,40 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     m21.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     m21.set_defaults(func=_run_music21)
+
+    doom = sub.add_parser(
+        "freedoom",
+        help="write the General MIDI music of the Debian package freedoom (about 66 pieces)",
+        description=(
+            "Read the music lumps of Freedoom's WAD files and write each distinct MIDI piece, byte for "
+            "byte, to OUT/<split>/freedoom<N>_<LUMP>.mid (split ~80/10/10 by a hash of the piece name), "
+            "plus OUT/DATA_CARD.md and OUT/data.json. Needs: apt-get install freedoom."
+        ),
+    )
+    doom.add_argument(
+        "--out", type=Path, default=Path("data/freedoom"), help="output folder (default: data/freedoom)"
+    )
+    doom.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    doom.set_defaults(func=_run_freedoom)
+
+    mma = sub.add_parser(
+        "mma",
+        help="render the accompaniment grooves of the Debian package mma to General MIDI files",
+        description=(
+            "Render each groove of MMA's standard library over a short chord chart with the mma command "
+            "and copy its example songs, to OUT/<split>/mma_*.mid (split ~80/10/10 by a hash of the "
+            "groove family), plus OUT/DATA_CARD.md and OUT/data.json. Renders are cached in OUT/.cache. "
+            "Needs: apt-get install mma."
+        ),
+    )
+    mma.add_argument("--out", type=Path, default=Path("data/mma"), help="output folder (default: data/mma)")
+    mma.add_argument("--limit", type=int, default=None, help="render at most N grooves (default: all)")
+    mma.add_argument(
+        "--jobs", type=int, default=None, help="mma processes run at once (default: up to 4, at most CPUs)"
+    )
+    mma.add_argument("--no-examples", action="store_true", help="leave out the example songs mma ships")
+    mma.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    mma.set_defaults(func=_run_mma)
     return data
 
 
@@ -123,4 +162,27 @@ def _run_music21(args: argparse.Namespace) -> int:
         args.collection, out, args.limit, progress=not args.no_progress
     )
     print(f"music21 {args.collection}: {len(written)} MIDI files in {out} ({skipped} works skipped)")
+    return 0
+
+
+def _print_card(name: str, out: Path, card: dict) -> None:
+    summary = card["summary"]
+    splits = ", ".join(f"{split} {count}" for split, count in summary["splits"].items())
+    print(
+        f"{name}: {summary['pieces']} MIDI files in {out} ({splits}); {summary['bars']} bars, "
+        f"{summary['hours']} h; {summary['pitched_tracks']} pitched + {summary['drum_tracks']} drum tracks; "
+        f"card: {out / 'DATA_CARD.md'}"
+    )
+
+
+def _run_freedoom(args: argparse.Namespace) -> int:
+    _print_card("freedoom", args.out, export_freedoom(args.out, progress=not args.no_progress))
+    return 0
+
+
+def _run_mma(args: argparse.Namespace) -> int:
+    card = export_mma(
+        args.out, args.limit, args.jobs, examples=not args.no_examples, progress=not args.no_progress
+    )
+    _print_card("mma", args.out, card)
     return 0

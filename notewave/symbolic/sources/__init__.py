@@ -1,16 +1,29 @@
-"""Real MIDI sources as MIDI files (``notewave data ...``): the JSB Chorales and music21's bundled corpus.
+"""Real MIDI sources as MIDI files (``notewave data ...``): the JSB Chorales, music21's bundled
+corpus, Freedoom's game music and MMA's accompaniment grooves.
 
-The conversion code lives in :mod:`notewave.symbolic.sources.jsb` and
-:mod:`notewave.symbolic.sources.music21`; this package re-exports their public API.
+The conversion code lives in :mod:`notewave.symbolic.sources.jsb`,
+:mod:`notewave.symbolic.sources.music21`, :mod:`notewave.symbolic.sources.freedoom` and
+:mod:`notewave.symbolic.sources.mma` (data card and splits:
+:mod:`notewave.symbolic.sources.card`); this package re-exports their public API.
 The command line (:mod:`notewave.cli.data`)::
 
     notewave data jsb [JSON_PATH] [--out data/jsb] [--splits train valid test] [--tempo 80] [--program 19]
     notewave data music21 --collection bach [--out data/music21/<collection>] [--limit N]
     notewave data music21 --list
+    notewave data freedoom [--out data/freedoom]
+    notewave data mma [--out data/mma] [--limit N] [--jobs N]
 """
 
 from __future__ import annotations
 
+from notewave.symbolic.sources.card import SPLITS, count_bars, piece_stats, split_for
+from notewave.symbolic.sources.freedoom import (
+    FREEDOOM_WADS,
+    WadLump,
+    export_freedoom,
+    read_wad,
+    wad_music_lumps,
+)
 from notewave.symbolic.sources.jsb import (
     JSB_CHOIR_PROGRAM,
     JSB_DEFAULT_TEMPO_BPM,
@@ -25,6 +38,13 @@ from notewave.symbolic.sources.jsb import (
     load_jsb_json,
     voice_runs,
 )
+from notewave.symbolic.sources.mma import (
+    STYLE_PREFIXES,
+    export_mma,
+    groove_song,
+    groove_style,
+    library_grooves,
+)
 from notewave.symbolic.sources.music21 import (
     MUSIC21_COLLECTIONS,
     export_music21,
@@ -34,6 +54,7 @@ from notewave.symbolic.sources.music21 import (
 )
 
 __all__ = [
+    "FREEDOOM_WADS",
     "JSB_CHOIR_PROGRAM",
     "JSB_DEFAULT_TEMPO_BPM",
     "JSB_ENV_VAR",
@@ -42,13 +63,26 @@ __all__ = [
     "JSB_VELOCITY",
     "JSB_VOICES",
     "MUSIC21_COLLECTIONS",
+    "SPLITS",
+    "STYLE_PREFIXES",
+    "WadLump",
     "convert_jsb",
+    "count_bars",
     "default_jsb_json",
+    "export_freedoom",
+    "export_mma",
     "export_music21",
     "export_music21_collection",
+    "groove_song",
+    "groove_style",
     "jsb_chorale_to_score",
+    "library_grooves",
     "list_music21_collections",
     "load_jsb_json",
     "music21_collection_files",
+    "piece_stats",
+    "read_wad",
+    "split_for",
     "voice_runs",
+    "wad_music_lumps",
 ]
