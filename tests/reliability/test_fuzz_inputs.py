@@ -95,6 +95,67 @@ def test_mutated_midi_through_generate_and_render(blob, tmp_path_factory):
     check_cli("midi: notewave render", ["render", prompt, render_out], [render_out], names=["mutated.mid"])
 
 
+@st.composite
+def hostile_scores(draw: st.DrawFn) -> bytes:
+    """A real chorale excerpt edited into valid but hostile MIDI: odd meters and tempi, notes
+    moved, stretched to zero or to minutes, pitches out of range, drums, programs, empty tracks."""
+    from symusic import Note, Tempo, TimeSignature, Track
+
+    score = Score.from_midi(SEED_MIDI)
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(
+            st.sampled_from(
+                ["meter", "tempo", "stretch", "shift", "pitch", "drums", "program", "track", "tpq"]
+            )
+        )
+        track = score.tracks[draw(st.integers(0, len(score.tracks) - 1))]
+        if op == "meter":
+            num, den = draw(
+                st.sampled_from([(4, 4), (3, 4), (6, 8), (7, 8), (5, 4), (1, 1), (12, 8), (9, 16)])
+            )
+            score.time_signatures = [TimeSignature(0, num, den)]
+        elif op == "tempo":
+            score.tempos = [Tempo(0, qpm=draw(st.sampled_from([1.0, 20.0, 120.0, 400.0, 2000.0])))]
+        elif op == "stretch" and len(track.notes):
+            note = track.notes[draw(st.integers(0, len(track.notes) - 1))]
+            note.duration = draw(st.sampled_from([0, 1, 480 * 60, 480 * 4 * 40]))
+        elif op == "shift" and len(track.notes):
+            note = track.notes[draw(st.integers(0, len(track.notes) - 1))]
+            note.time = draw(st.sampled_from([0, note.time + 1, note.time * 3 + 7, 480 * 4 * 30]))
+        elif op == "pitch" and len(track.notes):
+            track.notes[draw(st.integers(0, len(track.notes) - 1))].pitch = draw(
+                st.sampled_from([0, 1, 20, 109, 127])
+            )
+        elif op == "drums":
+            track.is_drum = not track.is_drum
+        elif op == "program":
+            track.program = draw(st.integers(0, 127))
+        elif op == "track":
+            extra = Track(name="extra", program=draw(st.integers(0, 127)), is_drum=draw(st.booleans()))
+            if draw(st.booleans()):
+                extra.notes.append(Note(draw(st.integers(0, 480 * 8)), 240, 60, 90))
+            score.tracks.append(extra)
+        elif op == "tpq":
+            score = score.resample(draw(st.sampled_from([24, 96, 960])), min_dur=0)
+    return bytes(score.dumps_midi())
+
+
+@fuzz(10)
+@given(blob=hostile_scores())
+def test_hostile_but_valid_midi_through_generate_and_render(blob, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile")
+    prompt = folder / "hostile.mid"
+    prompt.write_bytes(blob)
+    out = folder / "out" / "cont.mid"
+    out.parent.mkdir()
+    argv = ["generate", "--prompt", prompt, "--bars", "1", "--out", out, "--seed", "0"]
+    if check_cli("hostile midi: notewave generate", argv, [out], names=["hostile.mid"]) == "accepted":
+        assert Score(str(out)).note_num() >= Score.from_midi(blob).note_num()
+    wav = folder / "out" / "render.wav"
+    argv = ["render", prompt, wav, "--sample-rate", "16000", "--max-seconds", "120"]
+    check_cli("hostile midi: notewave render", argv, [wav], names=["hostile.mid"])
+
+
 # ---- audio ----------------------------------------------------------------------------------
 @st.composite
 def audio_arrays(draw: st.DrawFn) -> tuple[np.ndarray, int]:
