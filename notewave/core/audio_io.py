@@ -187,6 +187,11 @@ def load_audio(
     if mono and wav.shape[0] > 1:
         wav = wav.mean(axis=0, keepdims=True)
     if sample_rate is not None and sample_rate != rate:
+        count = wav.shape[-1]
         wav = resample(wav, rate, sample_rate)
+        if wav.shape[-1] == 0:
+            raise AudioError(
+                f"the audio array is too short: {count} samples at {rate} Hz give none at {sample_rate} Hz"
+            )
         rate = sample_rate
     return np.ascontiguousarray(wav, dtype=np.float32), int(rate)

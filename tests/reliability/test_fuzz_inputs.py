@@ -392,3 +392,18 @@ def test_zip_bomb_style_code_file_is_refused_cleanly(tmp_path):
         [tmp_path / "x.wav"],
         ["huge.npz"],
     )
+
+
+def test_one_sample_at_44k_is_refused_by_name(tmp_path):
+    """Found by `make fuzz`: one sample at 44.1 kHz resamples to nothing at the transcriber's 16 kHz
+    (was a numpy ValueError from deep inside)."""
+    from notewave.bridge.transcription.transcribe import transcribe
+
+    one = np.array([[0.0377]], dtype=np.float32)
+    check_api("audio array: transcribe (1 sample)", lambda: transcribe(one, 44100), names=["too short"])
+    path = tmp_path / "one.wav"
+    sf.write(path, one[0], 44100, subtype="FLOAT")
+    out = tmp_path / "one.mid"
+    assert check_cli(
+        "audio file: notewave transcribe (1 sample)", ["transcribe", path, out], [out], ["one.wav"]
+    ) == ("rejected")

@@ -208,7 +208,18 @@ def _transcribe(
         score = notes_to_score([])
     else:
         model = load_transcriber(checkpoint)
-        score = transcribe_with_model(model, wav, rate, onset_threshold, frame_threshold)
+        try:
+            score = transcribe_with_model(model, wav, rate, onset_threshold, frame_threshold)
+        except AudioError as exc:  # e.g. too short for the model's rate: name the file, not the array
+            if isinstance(audio, str | os.PathLike):
+                text = str(exc)
+                named = (
+                    text.replace("the audio array", str(audio))
+                    if "the audio array" in text
+                    else f"{audio}: {text}"
+                )
+                raise AudioError(named) from exc
+            raise
     if score.note_num() > 0:
         return score, None
     return score, _no_notes(audio, wav, rate, mono, (onset_threshold, frame_threshold))
