@@ -155,6 +155,7 @@ def load_audio(
     source_rate: int | None = None,
     offset: float = 0.0,
     duration: float | None = None,
+    name: str = "the audio array",
 ) -> tuple[np.ndarray, int]:
     """Load audio (a file soundfile can read: WAV, FLAC, OGG, ...; or an array) as float32.
 
@@ -169,6 +170,7 @@ def load_audio(
         source_rate: the rate of an array input (required for arrays).
         offset: seconds to skip at the start (files only).
         duration: seconds to read (files only; ``None``: to the end).
+        name: what error messages call an array input (e.g. the file it was read from).
 
     Returns:
         ``(wav, rate)``: float32 ``[channels, samples]`` (1 channel when ``mono``) and its rate in Hz.
@@ -183,7 +185,7 @@ def load_audio(
         return _read_file(path, sample_rate, mono, offset, duration)
     if source_rate is None:
         raise AudioError("an audio array needs its sample rate (source_rate)")
-    wav, rate = check_waveform(audio, "the audio array"), int(source_rate)
+    wav, rate = check_waveform(audio, name), int(source_rate)
     if mono and wav.shape[0] > 1:
         wav = wav.mean(axis=0, keepdims=True)
     if sample_rate is not None and sample_rate != rate:
@@ -191,7 +193,7 @@ def load_audio(
         wav = resample(wav, rate, sample_rate)
         if wav.shape[-1] == 0:
             raise AudioError(
-                f"the audio array is too short: {count} samples at {rate} Hz give none at {sample_rate} Hz"
+                f"{name} is too short: {count} samples at {rate} Hz give none at {sample_rate} Hz"
             )
         rate = sample_rate
     return np.ascontiguousarray(wav, dtype=np.float32), int(rate)

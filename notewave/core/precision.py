@@ -147,7 +147,12 @@ def bf16_native(device: torch.device | str) -> bool:
     return False
 
 
-def _check(requested: str) -> str:
+def check_precision(requested: str) -> str:
+    """Return ``requested`` when it is one of :data:`PRECISIONS`.
+
+    Raises:
+        ConfigError: for any other value.
+    """
     if requested not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     return requested
@@ -162,7 +167,7 @@ def resolve_precision(requested: str, device: torch.device | str) -> str:
     Raises:
         ConfigError: when ``requested`` is not ``"auto"``, ``"fp32"`` or ``"bf16"``.
     """
-    if _check(requested) == "fp32":
+    if check_precision(requested) == "fp32":
         return "fp32"
     if bf16_native(device):
         return "bf16"
@@ -182,7 +187,7 @@ def describe_precision(device: torch.device | str, requested: str = "auto") -> s
     Raises:
         ConfigError: for an unknown ``requested``.
     """
-    _check(requested)
+    check_precision(requested)
     dev = _as_device(device)
     native = bf16_native(dev)
     probe = ""

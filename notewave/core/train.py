@@ -37,7 +37,7 @@ from tqdm import tqdm
 from notewave.core.checkpoint import recover_checkpoint
 from notewave.core.distributed import Distributed, broadcast_from_rank0, setup_distributed
 from notewave.core.io import atomic_open
-from notewave.core.precision import PRECISIONS, device_capability, resolve_precision
+from notewave.core.precision import check_precision, device_capability, resolve_precision
 from notewave.errors import CheckpointError, ConfigError
 
 TRAINER_WEIGHTS = "trainer.safetensors"
@@ -69,8 +69,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_precision(self.precision)
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0 or self.warmup < 0:
             raise ConfigError(f"invalid training settings: {self}")
 

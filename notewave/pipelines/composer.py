@@ -65,14 +65,8 @@ class Composer:
     def save_pretrained(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write the model and ``tokenizer.json`` to the folder ``path`` atomically (``kwargs``: those
         of :meth:`MidiLM.save_pretrained <notewave.symbolic.model.MidiLM.save_pretrained>`)."""
-        extra = kwargs.pop("extra_files", None)
-
-        def add_files(folder: Path) -> None:
-            self.tokenizer.save(folder)
-            if extra is not None:
-                extra(folder)
-
-        return self.model.save_pretrained(path, extra_files=add_files, **kwargs)
+        files = self.tokenizer.checkpoint_files(kwargs.pop("extra_files", None))
+        return self.model.save_pretrained(path, extra_files=files, **kwargs)
 
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
         """Continue ``prompt`` by ``bars`` bars on its bar grid, in its tracks, tempo and meter.

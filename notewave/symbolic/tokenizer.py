@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,17 @@ class MidiTokenizer:
         with atomic_path(target) as tmp:
             self.remi.save(tmp, additional_attributes={"notewave": {"styles": self.styles}})
         return target
+
+    def checkpoint_files(self, extra: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+        """The ``extra_files`` callback of a checkpoint write: saves ``tokenizer.json`` into the
+        temporary checkpoint folder, then runs ``extra`` (if any) on it."""
+
+        def add_files(folder: Path) -> None:
+            self.save(folder)
+            if extra is not None:
+                extra(folder)
+
+        return add_files
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MidiTokenizer:

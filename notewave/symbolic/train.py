@@ -160,12 +160,8 @@ def train_symbolic(
     )
 
     def save_fn(m: torch.nn.Module, folder: Path, extra: Any, info: dict[str, Any]) -> None:
-        def add_files(tmp: Path) -> None:
-            tokenizer.save(tmp)
-            if extra is not None:
-                extra(tmp)
-
-        m.save_pretrained(folder, extra_config={"training": info}, extra_files=add_files)  # type: ignore[operator]
+        files = tokenizer.checkpoint_files(extra)
+        m.save_pretrained(folder, extra_config={"training": info}, extra_files=files)  # type: ignore[operator]
 
     result = Trainer(model, cfg, run, batch_fn, loss_fn, eval_fn, save_fn, dist_info).fit(resume)
     summary = {

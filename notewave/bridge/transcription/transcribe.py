@@ -59,19 +59,20 @@ MIN_NOTE_SECONDS = 0.06
 
 
 def prepare_audio(
-    audio: AudioLike, sample_rate: int | None, target_rate: int | None
+    audio: AudioLike, sample_rate: int | None, target_rate: int | None, name: str = "the audio array"
 ) -> tuple[np.ndarray, int]:
     """Load a file or array as float32 mono ``[samples]`` at ``target_rate`` Hz (``None``: keep the rate).
 
     A 2-D array is ``[channels, samples]``; one with more than 16 rows and at most 16 columns is
-    taken as ``[samples, channels]`` (soundfile's layout) and transposed. Returns ``(wav, rate)``.
+    taken as ``[samples, channels]`` (soundfile's layout) and transposed; ``name`` is what errors
+    call an array. Returns ``(wav, rate)``.
 
     Raises:
         AudioError: unreadable/missing file, array without ``sample_rate``, empty or NaN/inf audio.
     """
     if isinstance(audio, np.ndarray) and audio.ndim == 2 and audio.shape[0] > 16 >= audio.shape[1]:
         audio = audio.T
-    wav, rate = load_audio(audio, sample_rate=target_rate, mono=True, source_rate=sample_rate)
+    wav, rate = load_audio(audio, sample_rate=target_rate, mono=True, source_rate=sample_rate, name=name)
     return wav[0], rate
 
 
@@ -99,11 +100,17 @@ def load_transcriber(checkpoint: str | os.PathLike[str] | None = None) -> Transc
 
 
 def transcribe_with_model(
-    model: Any, wav: Any, sample_rate: int | None, onset_threshold: float = 0.5, frame_threshold: float = 0.5
+    model: Any,
+    wav: Any,
+    sample_rate: int | None,
+    onset_threshold: float = 0.5,
+    frame_threshold: float = 0.5,
+    name: str = "the audio array",
 ) -> Score:
-    """Polyphonic transcription of ``wav`` (path or array, see :func:`prepare_audio`) with ``model``."""
+    """Polyphonic transcription of ``wav`` (path or array, see :func:`prepare_audio`; ``name``: what
+    errors call an array) with ``model``."""
     cfg = model.config
-    mono, _ = prepare_audio(wav, sample_rate, cfg.sample_rate)
+    mono, _ = prepare_audio(wav, sample_rate, cfg.sample_rate, name)
     if np.abs(mono).max() < SILENCE_PEAK:
         return notes_to_score([])
     act, fps = model.activations(mono), cfg.frames_per_second
@@ -208,18 +215,8 @@ def _transcribe(
         score = notes_to_score([])
     else:
         model = load_transcriber(checkpoint)
-        try:
-            score = transcribe_with_model(model, wav, rate, onset_threshold, frame_threshold)
-        except AudioError as exc:  # e.g. too short for the model's rate: name the file, not the array
-            if isinstance(audio, str | os.PathLike):
-                text = str(exc)
-                named = (
-                    text.replace("the audio array", str(audio))
-                    if "the audio array" in text
-                    else f"{audio}: {text}"
-                )
-                raise AudioError(named) from exc
-            raise
+        name = str(audio) if isinstance(audio, str | os.PathLike) else "the audio array"
+        score = transcribe_with_model(model, wav, rate, onset_threshold, frame_threshold, name)
     if score.note_num() > 0:
         return score, None
     return score, _no_notes(audio, wav, rate, mono, (onset_threshold, frame_threshold))
