@@ -22,8 +22,9 @@ SYSTEM_PACKAGES := fluidsynth libfluidsynth3 timgm6mb-soundfont
 # Real audio and a second SoundFont for the tests of the codec, audio LM and transcriber
 # (Wesnoth's recorded game music as OGG; FluidR3 GM), and opus-tools for the codec comparison.
 # Real MIDI sources of `notewave data freedoom|mma` (Freedoom's WAD music lumps, MMA's groove library).
-TEST_PACKAGES := $(SYSTEM_PACKAGES) wesnoth-1.16-music fluid-soundfont-gm opus-tools freedoom mma
+TEST_PACKAGES := $(SYSTEM_PACKAGES) wesnoth-1.16-music fluid-soundfont-gm opus-tools freedoom mma musescore3
 DEMO_PROMPT := data/jsb/test/jsb_test_000.mid
+DEMO_BAND := data/examples/freedoom2_D_COUNT2.mid
 
 .PHONY: demo test install system system-test lint lock fuzz clean
 
@@ -64,10 +65,16 @@ install: system $(VENV)/.installed
 demo: install
 	$(BIN)/notewave generate --prompt $(DEMO_PROMPT) --prompt-bars 4 --bars 8 --style bach --temperature 0.8 \
 		--out out/demo.mid --wav out/demo.wav
+	$(BIN)/notewave generate --prompt $(DEMO_BAND) --prompt-bars 8 --bars 4 --style game-rock \
+		--out out/demo_band.mid --png out/demo_band.png
+	$(BIN)/notewave infill out/demo_band.mid --bars 5-6 --tracks "Bass,Drums" --style game-rock \
+		--out out/demo_band_infill.mid --wav out/demo_band_infill.wav
 	$(BIN)/notewave generate-audio --melody out/demo.mid --text "Bach chorale, church organ" --style bach \
 		--seconds 12 --cfg-coef 3 --seed 0 --out out/demo_audio_lm.wav
-	@echo "demo written: $(CURDIR)/out/demo.mid, $(CURDIR)/out/demo.wav (FluidSynth render) and"
-	@echo "  $(CURDIR)/out/demo_audio_lm.wav (the audio LM following the continuation's melody)"
+	@echo "demo written to $(CURDIR)/out/: demo.mid + demo.wav (a held-out chorale continued, FluidSynth"
+	@echo "  render), demo_band.mid + .png (a 12-track Freedoom piece continued by 4 bars), demo_band_infill.mid"
+	@echo "  + .wav (its bass and drums of bars 5-6 regenerated), demo_audio_lm.wav (the audio LM following"
+	@echo "  the chorale continuation's melody)"
 
 lint: system-test install
 	$(BIN)/ruff check .

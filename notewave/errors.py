@@ -47,3 +47,7 @@ class DataError(NotewaveError):
 
 class ConfigError(NotewaveError):
     """An invalid option or configuration value."""
+
+
+class NotationError(NotewaveError):
+    """A notation program (MuseScore 3) is missing, fails, times out or writes unreadable MusicXML."""

@@ -1,7 +1,8 @@
-"""Shared fixtures: the shipped real data and small real models."""
+"""Shared fixtures: the shipped real data, real MIDI from installed packages and small real models."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT, JSB_MIDI_DIR, PROJECT_ROOT
 
 SHARED_JSB_JSON = PROJECT_ROOT.parent / "shared" / "data" / "jsb_chorales" / "Jsb16thSeparated.json"
+TINY_STYLES = ["bach", "jazz"]
 
 
 @pytest.fixture(scope="session")
@@ -20,25 +22,96 @@ def jsb_test_files() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def chorales_model():
-    """The shipped default MIDI LM with its tokenizer (trained on the JSB train split)."""
+def composer_model():
+    """The shipped composer (``data/checkpoints/composer``); skipped until it is shipped."""
+    if not (DEFAULT_SYMBOLIC_CHECKPOINT / "config.json").is_file():
+        pytest.skip(f"the composer checkpoint is not shipped yet ({DEFAULT_SYMBOLIC_CHECKPOINT}/config.json)")
     from notewave.pipelines.composer import Composer
 
-    return Composer.from_pretrained(DEFAULT_SYMBOLIC_CHECKPOINT)
+    return Composer.from_pretrained()
 
 
 @pytest.fixture(scope="session")
 def tiny_model():
-    """An untrained tiny MIDI LM with the real tokenizer (style 'bach'), as a Composer."""
+    """An untrained tiny MIDI LM (context 256 tokens) with the multitrack vocabulary of the styles
+    ``bach`` and ``jazz``, as a Composer. Seeded: the same weights in every session. Its samples are
+    close to uniform over what the grammar allows, so they test the mechanics, not the music."""
     import torch
 
     from notewave.pipelines.composer import Composer
     from notewave.symbolic.model import MidiLM, config_for
-    from notewave.symbolic.tokenizer import MidiTokenizer
+    from notewave.symbolic.vocab import Vocab
 
+    vocab = Vocab(TINY_STYLES)
+    generator_state = torch.random.get_rng_state()
     torch.manual_seed(0)
-    tokenizer = MidiTokenizer(["bach"])
-    return Composer(MidiLM(config_for("tiny", tokenizer)).eval(), tokenizer)
+    model = MidiLM(config_for("tiny", vocab)).eval()
+    torch.random.set_rng_state(generator_state)
+    return Composer(model, vocab)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
+    """``tiny_model`` saved as a checkpoint folder (for the CLI's ``--checkpoint``)."""
+    return tiny_model.save_pretrained(tmp_path_factory.mktemp("tiny") / "composer")
+
+
+@pytest.fixture(scope="session")
+def freedoom_dir(tmp_path_factory) -> Path:
+    """Freedoom's 66 MIDI pieces (game music with drums, 3/4, 6/8, 7/4 and up to 16 tracks),
+    exported from the Debian package into ``<dir>/<split>/*.mid``."""
+    from notewave.symbolic.sources import FREEDOOM_WADS, export_freedoom
+
+    if not all(path.is_file() for path in FREEDOOM_WADS):
+        pytest.skip("freedoom is not installed (apt-get install freedoom)")
+    out = tmp_path_factory.mktemp("freedoom")
+    export_freedoom(out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def freedoom_piece(freedoom_dir):
+    """Path of one exported Freedoom piece by its lump name, e.g. ``freedoom_piece("freedoom2_D_ADRIAN")``."""
+
+    def find(stem: str) -> Path:
+        found = sorted(freedoom_dir.glob(f"*/{stem}.mid"))
+        assert found, f"{stem}.mid is not among the exported Freedoom pieces"
+        return found[0]
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def mma_dir(tmp_path_factory) -> Path:
+    """Three MMA library grooves (rock with drums, a 6/8 march) rendered by the Debian package."""
+    from notewave.symbolic.sources import export_mma
+    from notewave.symbolic.sources import mma as mma_module
+
+    if shutil.which("mma") is None or not mma_module.MMA_LIBRARY.is_dir():
+        pytest.skip("mma is not installed (apt-get install mma)")
+    out = tmp_path_factory.mktemp("mma")
+    export_mma(out, limit=3, jobs=1, examples=False, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def music21_midi(tmp_path_factory):
+    """A music21 corpus piece written as MIDI, by corpus name (cached per session), e.g.
+    ``music21_midi("bach/bwv269")`` (3/4 with a one-beat pickup) or
+    ``music21_midi("ryansMammoth/LanigansBallJig")`` (6/8 with an eighth-note pickup)."""
+    folder = tmp_path_factory.mktemp("music21")
+    written: dict[str, Path] = {}
+
+    def write(name: str) -> Path:
+        if name not in written:
+            from music21 import corpus
+
+            path = folder / (name.replace("/", "_") + ".mid")
+            corpus.parse(name).write("midi", fp=str(path))
+            written[name] = path
+        return written[name]
+
+    return write
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

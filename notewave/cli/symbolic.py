@@ -24,29 +24,49 @@ def _train(args: argparse.Namespace) -> int:
         shifts=range(-args.transpose, args.transpose + 1) if args.transpose else (0,),
         precision=args.precision,
         resume=args.resume,
-        bpe_vocab=args.bpe,
         eval_every=args.eval_every,
+        max_val_windows=args.val_windows,
+        fill_share=args.fill_share,
         seed=args.seed,
+        styles=args.styles.split(",") if args.styles else None,
+        init=args.init,
+        boost=_boosts(args.boost),
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation NLL), {Path(args.out) / 'last'}")
     return 0
 
 
+def _boosts(items: list[str] | None) -> dict[str, float]:
+    from notewave.errors import ConfigError
+
+    out = {}
+    for item in items or []:
+        style, _, factor = item.partition("=")
+        try:
+            out[style] = float(factor)
+        except ValueError:
+            raise ConfigError(f"--boost takes STYLE=FACTOR, e.g. bach=4, got {item!r}") from None
+    return out
+
+
 def add_train_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``train symbolic``."""
     p = sub.add_parser(
         "symbolic",
-        help="train the MIDI-token transformer",
-        description="Train a MidiLM. DATA folders hold MIDI files (or train/ and valid/ subfolders); "
-        "append :STYLE to give their pieces a style token, e.g. data/jsb:bach. "
-        "Run under `torchrun --nproc_per_node N` for data-parallel training.",
+        help="train the composer (MIDI-token transformer)",
+        description="Train a MidiLM on multitrack tokens. DATA folders hold MIDI files (or train/ and "
+        "valid/ subfolders, with the data.json of `notewave data` giving each piece's style); append "
+        ":STYLE to give a folder's pieces a style, e.g. data/jsb:bach. Pieces are cached in "
+        "OUT/pieces-*.npz. Run under `torchrun --nproc_per_node N` for data-parallel training.",
     )
     p.add_argument(
         "--data", action="append", required=True, metavar="DIR[:STYLE]", help="MIDI folder (repeatable)"
     )
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
-    p.add_argument("--config", default="small", help="model size: tiny, small, medium, large (default small)")
+    p.add_argument(
+        "--config", default="medium", help="model size: tiny, small, medium, large (default medium)"
+    )
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per step and process (default 8)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
@@ -54,52 +74,68 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
         "--seq-len", type=int, default=None, help="window length in tokens (default: model context)"
     )
     p.add_argument(
-        "--transpose", type=int, default=6, help="augment with shifts of +-N semitones (default 6)"
+        "--transpose", type=int, default=6, help="augment with shifts of -N+1..+N semitones (default 6)"
     )
     add_precision_option(p)
     p.add_argument(
-        "--bpe", type=int, default=None, metavar="VOCAB", help="learn a BPE vocabulary of this size"
-    )
-    p.add_argument(
         "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"
     )
+    p.add_argument("--val-windows", type=int, default=40, help="validation windows per style (default 40)")
+    p.add_argument(
+        "--fill-share", type=float, default=0.3, help="share of bar-fill (infilling) windows (default 0.3)"
+    )
+    p.add_argument("--styles", default=None, help="comma-separated style tokens of a new model")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    p.add_argument(
+        "--init", type=Path, default=None, help="start from this checkpoint's weights (fresh optimizer)"
+    )
+    p.add_argument(
+        "--boost", action="append", metavar="STYLE=FACTOR", help="sample a style FACTOR times more often"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from notewave.core.midi import save_score
+def _sampling_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="composer folder")
+    p.add_argument("--style", default=None, help="style token, e.g. bach, jazz, irish (see the model card)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
+    p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
+    p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
+    p.add_argument(
+        "--soundfont", type=Path, default=None, help="SoundFont for --wav (default: found automatically)"
+    )
+
+
+def _sampling(args: argparse.Namespace) -> dict:
+    return {
+        "style": args.style,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "seed": args.seed,
+        "progress": True,
+    }
+
+
+def _write(args: argparse.Namespace, score, title: str, mark_tick: int | None = None) -> int:
+    """Save the MIDI (after rendering, so that a render error leaves no file), then the PNG and WAV."""
     from notewave.pipelines.composer import Composer
 
-    composer = Composer.from_pretrained(args.checkpoint)
-    score = composer.continue_midi(
-        args.prompt,
-        bars=args.bars,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        style=args.style,
-        constrained=not args.unconstrained,
-        prompt_bars=args.prompt_bars,
-        progress=True,
-    )
     if args.wav is not None:
         from notewave.bridge.render import render_midi, write_wav
 
         wav, sr = render_midi(score, sample_rate=args.sample_rate, soundfont=args.soundfont)
-    save_score(score, args.out)
+    Composer.save(score, args.out)
     print(f"MIDI: {args.out}")
     if args.png is not None:
-        from notewave.core.midi import load_score
-        from notewave.symbolic.generate import continuation_start, first_bars
         from notewave.symbolic.plot import plot_piano_roll
 
-        prompt = load_score(args.prompt)
-        prompt = first_bars(prompt, args.prompt_bars) if args.prompt_bars else prompt
-        start = continuation_start(prompt)[1]
-        plot_piano_roll(score, args.png, mark_tick=start, title=f"{args.prompt.name} + {args.bars} bars")
+        plot_piano_roll(score, args.png, mark_tick=mark_tick, title=title)
         print(f"PNG:  {args.png}")
     if args.wav is not None:
         write_wav(args.wav, wav, sr)
@@ -107,46 +143,127 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from notewave.core.midi import bar_grid
+    from notewave.pipelines.composer import Composer
+
+    composer = Composer.from_pretrained(args.checkpoint)
+    score = composer.continue_midi(
+        args.prompt,
+        bars=args.bars,
+        instruments=args.instruments,
+        prompt_bars=args.prompt_bars,
+        **_sampling(args),
+    )
+    from notewave.core.midi import load_score
+    from notewave.symbolic.compose import first_bars
+
+    prompt = load_score(args.prompt)
+    prompt = first_bars(prompt, args.prompt_bars) if args.prompt_bars else prompt
+    start = int(bar_grid(prompt).lines[-1])  # where the continuation begins
+    return _write(args, score, f"{args.prompt.name} + {args.bars} bars", start)
+
+
 def add_generate_cli(sub: argparse._SubParsersAction) -> None:
-    """Register ``generate``."""
+    """Register ``generate`` (continue), ``infill`` and ``accompany``."""
     p = sub.add_parser(
-        "generate", help="continue a MIDI prompt", description="Continue a MIDI prompt by N bars."
+        "generate",
+        help="continue a MIDI prompt",
+        description="Continue a MIDI prompt by N bars in its own tracks, tempo and meter.",
     )
     p.add_argument("--prompt", required=True, type=Path, help="prompt MIDI file")
     p.add_argument("--bars", type=int, default=8, help="bars to add (default 8)")
     p.add_argument("--prompt-bars", type=int, default=None, help="use only the first N bars of the prompt")
-    p.add_argument("--out", required=True, type=Path, help="output MIDI file (prompt + continuation)")
-    p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
-    p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
-    p.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="model folder")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--style", default=None, help="style token, e.g. bach")
-    p.add_argument("--unconstrained", action="store_true", help="sample without the REMI grammar mask")
-    p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
     p.add_argument(
-        "--soundfont", type=Path, default=None, help="SoundFont for --wav (default: found automatically)"
+        "--instruments", default=None, help="parts that join in, e.g. bass,drums or Lead=81 (GM program)"
     )
+    p.add_argument("--out", required=True, type=Path, help="output MIDI file (prompt + continuation)")
+    _sampling_options(p)
     p.set_defaults(func=_generate)
+
+    f = sub.add_parser(
+        "infill",
+        help="regenerate a span of bars of a MIDI file",
+        description="Regenerate bars FIRST-LAST (1-based, inclusive) of all or the named tracks, "
+        "from the music on both sides; everything else stays note for note.",
+    )
+    f.add_argument("midi", type=Path, help="MIDI file")
+    f.add_argument("--bars", required=True, help="span of bars, e.g. 9-12 (or one bar: 9)")
+    f.add_argument(
+        "--tracks", default=None, help='track names to regenerate, e.g. "Bass,Drums" (default all)'
+    )
+    f.add_argument("--out", required=True, type=Path, help="output MIDI file")
+    _sampling_options(f)
+    f.set_defaults(func=_infill)
+
+    a = sub.add_parser(
+        "accompany",
+        help="add parts under a MIDI file",
+        description="Keep every track and write new ones over the whole piece: satb (alto, tenor, bass "
+        "under a melody), bass, drums, piano, guitar, strings, organ, choir, brass, flute, or NAME=PROGRAM.",
+    )
+    a.add_argument("midi", type=Path, help="MIDI file")
+    a.add_argument("--add", required=True, help="parts to add, e.g. satb or bass,drums")
+    a.add_argument("--out", required=True, type=Path, help="output MIDI file")
+    _sampling_options(a)
+    a.set_defaults(func=_accompany)
+
+
+def _span(text: str) -> tuple[int, int]:
+    from notewave.errors import ConfigError
+
+    first, _, last = text.partition("-")
+    try:
+        return int(first), int(last or first)
+    except ValueError:
+        raise ConfigError(f"--bars must be FIRST-LAST bar numbers such as 9-12, got {text!r}") from None
+
+
+def _infill(args: argparse.Namespace) -> int:
+    from notewave.core.midi import bar_grid
+    from notewave.pipelines.composer import Composer
+
+    span = _span(args.bars)
+    composer = Composer.from_pretrained(args.checkpoint)
+    score = composer.infill(args.midi, span, args.tracks, **_sampling(args))
+    mark = int(bar_grid(score).lines[span[0] - 1])
+    return _write(args, score, f"{args.midi.name}: bars {span[0]}-{span[1]} infilled", mark)
+
+
+def _accompany(args: argparse.Namespace) -> int:
+    from notewave.pipelines.composer import Composer
+
+    composer = Composer.from_pretrained(args.checkpoint)
+    score = composer.accompany(args.midi, args.add, **_sampling(args))
+    return _write(args, score, f"{args.midi.name} + {args.add}")
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from notewave.symbolic.evaluate import evaluate_symbolic
+    from notewave.symbolic.evaluate import evaluate_symbolic, write_reports
 
+    edits = (
+        []
+        if args.edits.strip().lower() == "none"
+        else [e.strip() for e in args.edits.split(",") if e.strip()]
+    )
     result = evaluate_symbolic(
         args.checkpoint,
         args.data,
         split=args.split,
-        samples=args.samples,
+        pieces=args.pieces,
+        prompt_bars=args.prompt_bars,
         bars=args.bars,
+        edits=edits,
         seed=args.seed,
-        style=args.style,
         temperature=args.temperature,
         top_p=args.top_p,
     )
-    print(json.dumps(result, indent=2))
+    print(result.render(markdown=False), end="")
+    write_reports(result, args.json, args.markdown)
+    for label, path in (("JSON", args.json), ("Markdown", args.markdown)):
+        if path is not None:
+            print(f"{label}: {path}")
+    print(f"wall time: {result.wall_s:.1f} s")
     return 0
 
 
@@ -154,16 +271,39 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     """Register ``eval symbolic``."""
     p = sub.add_parser("eval", help="evaluate a model")
     eval_sub = p.add_subparsers(dest="eval_command", metavar="MODEL", required=True)
-    e = eval_sub.add_parser("symbolic", help="NLL and sample statistics of a MIDI LM on a data split")
-    e.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT)
-    e.add_argument(
-        "--data", type=Path, default=None, help="data folder with split subfolders (default data/jsb)"
+    e = eval_sub.add_parser(
+        "symbolic",
+        help="NLL and measured continue/infill/accompany quality of a composer on held-out pieces",
+        description="For held-out pieces of every style in the data folders: NLL per token and per note "
+        "(and the JSB test split's NLL per note against its target), then continuations, infills and "
+        "accompaniments measured against the real music (density, key, entropy, polyphony, drums, "
+        "consonance). Prints the per-style tables and the targets.",
     )
-    e.add_argument("--split", default="test")
-    e.add_argument("--samples", type=int, default=10, help="continuations to generate for statistics")
-    e.add_argument("--bars", type=int, default=4, help="bars per generated continuation")
-    e.add_argument("--style", default=None)
-    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the continuations")
-    e.add_argument("--top-p", type=float, default=0.95)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="composer folder")
+    e.add_argument(
+        "--data",
+        action="append",
+        default=None,
+        metavar="DIR[:STYLE]",
+        help="data folder with valid/ and test/ (repeatable; default: data/jsb:bach and the "
+        "notewave data folders present)",
+    )
+    e.add_argument("--split", default="test", choices=("valid", "test"), help="held-out split (default test)")
+    e.add_argument("--pieces", type=int, default=4, help="pieces per style (default 4)")
+    e.add_argument("--prompt-bars", type=int, default=8, help="bars of each prompt (default 8)")
+    e.add_argument("--bars", type=int, default=4, help="bars each edit writes (default 4)")
+    e.add_argument(
+        "--edits",
+        default="continue,infill,accompany",
+        help="comma-separated edits to measure, or none (default continue,infill,accompany)",
+    )
+    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed of the first piece (default 0)")
+    e.add_argument(
+        "--json", type=Path, default=None, metavar="OUT.json", help="write the full report as JSON"
+    )
+    e.add_argument(
+        "--markdown", type=Path, default=None, metavar="OUT.md", help="write the tables as Markdown"
+    )
     e.set_defaults(func=_eval)

@@ -1,8 +1,9 @@
-"""The composer: a :class:`~notewave.symbolic.model.MidiLM` with its tokenizer, continuing MIDI.
+"""The composer: a :class:`~notewave.symbolic.model.MidiLM` with its vocabulary, editing MIDI.
 
-:class:`Composer` assembles the symbolic building blocks (tokenizer, model, grammar-constrained
-sampling of :mod:`notewave.symbolic.generate`) into the object a notebook or the CLI uses:
-load a checkpoint folder, continue a MIDI file or ``symusic.Score`` on its bar grid.
+:class:`Composer` assembles the symbolic building blocks (multitrack tokens, grammar-constrained
+sampling, MMM bar-fill) into the object a notebook or the CLI uses: load a checkpoint folder,
+then continue, infill or accompany a MIDI file or ``symusic.Score`` on its own bar grid, and
+save the result so that notation programs (MuseScore 3) import exactly its bars.
 """
 
 from __future__ import annotations
@@ -13,66 +14,87 @@ from typing import Any
 
 from symusic import Score
 
-from notewave.core.midi import MidiLike
+from notewave.bridge.notation import finish_at_bar
+from notewave.core.midi import MidiLike, bar_grid, save_score
 from notewave.errors import CheckpointError, TokenizerError
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
-from notewave.symbolic.generate import continue_midi
+from notewave.symbolic import compose
 from notewave.symbolic.model import MidiLM
-from notewave.symbolic.tokenizer import MidiTokenizer
+from notewave.symbolic.vocab import Vocab
 
 
 class Composer:
-    """A MIDI LM and the tokenizer whose ids it reads.
+    """A MIDI LM and the vocabulary whose ids it reads.
 
     Args:
         model: the transformer.
-        tokenizer: its tokenizer (same vocabulary size).
+        vocab: its multitrack vocabulary (same size).
 
     Raises:
-        CheckpointError: the tokenizer's vocabulary does not match the model's.
+        CheckpointError: the vocabulary does not match the model.
     """
 
-    def __init__(self, model: MidiLM, tokenizer: MidiTokenizer):
-        if tokenizer.vocab_size != model.config.vocab_size:
+    def __init__(self, model: MidiLM, vocab: Vocab):
+        if len(vocab) != model.config.vocab_size:
             raise CheckpointError(
-                f"the tokenizer has {tokenizer.vocab_size} tokens but the model {model.config.vocab_size}"
+                f"the vocabulary has {len(vocab)} tokens but the model {model.config.vocab_size}"
             )
         self.model = model
-        self.tokenizer = tokenizer
+        self.vocab = vocab
 
     @property
     def styles(self) -> list[str]:
         """The style tokens (MuseNet's composer tokens) the model was trained with."""
-        return list(self.tokenizer.styles)
+        return list(self.vocab.styles)
 
     @classmethod
     def from_pretrained(
         cls, path: str | os.PathLike[str] = DEFAULT_SYMBOLIC_CHECKPOINT, map_location: str = "cpu"
     ) -> Composer:
         """Load a checkpoint folder (``model.safetensors``, ``config.json``, ``tokenizer.json``);
-        default: the shipped model.
+        default: the shipped composer.
 
         Raises:
             CheckpointError: a missing, truncated or mismatching checkpoint or tokenizer.
         """
         model = MidiLM.from_pretrained(path, map_location=map_location)
         try:
-            tokenizer = MidiTokenizer.load(path)
+            vocab = Vocab.load(path)
         except TokenizerError as exc:
             raise CheckpointError(f"checkpoint {path}: {exc}") from exc
-        return cls(model, tokenizer)
+        return cls(model, vocab)
 
     def save_pretrained(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Write the model and ``tokenizer.json`` to the folder ``path`` atomically (``kwargs``: those
         of :meth:`MidiLM.save_pretrained <notewave.symbolic.model.MidiLM.save_pretrained>`)."""
-        files = self.tokenizer.checkpoint_files(kwargs.pop("extra_files", None))
+        extra = kwargs.pop("extra_files", None)
+
+        def files(folder: Path) -> None:
+            self.vocab.save(folder)
+            if extra is not None:
+                extra(folder)
+
         return self.model.save_pretrained(path, extra_files=files, **kwargs)
 
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
-        """Continue ``prompt`` by ``bars`` bars on its bar grid, in its tracks, tempo and meter.
+        """Continue ``prompt`` by ``bars`` bars in its tracks, tempo and meter (options and errors:
+        :func:`notewave.symbolic.compose.continue_midi`: style, instruments, prompt_bars, seed,
+        temperature, top_k, top_p, progress). Returns prompt + continuation."""
+        return compose.continue_midi(self.model, self.vocab, prompt, bars, **options)
 
-        ``options`` are those of :func:`notewave.symbolic.generate.continue_midi` (temperature,
-        top_k, top_p, seed, style, constrained, programs, max_tokens, prompt_bars, progress), which
-        also lists the errors raised. Returns prompt + continuation as one ``symusic.Score``.
-        """
-        return continue_midi(self.model, self.tokenizer, prompt, bars, **options)
+    def infill(self, midi: MidiLike, bars: tuple[int, int], tracks: Any = None, **options: Any) -> Score:
+        """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``tracks`` (names; all by
+        default); see :func:`notewave.symbolic.compose.infill_midi`."""
+        return compose.infill_midi(self.model, self.vocab, midi, bars, tracks, **options)
+
+    def accompany(self, midi: MidiLike, add: Any, **options: Any) -> Score:
+        """Add parts (``"satb"``, ``"bass,drums"``, ``"piano"``, ``"Lead=81"``) under ``midi``; see
+        :func:`notewave.symbolic.compose.accompany_midi`."""
+        return compose.accompany_midi(self.model, self.vocab, midi, add, **options)
+
+    @staticmethod
+    def save(score: Score, path: str | os.PathLike[str]) -> Path:
+        """Write ``score`` atomically as MIDI, ended on its last bar line the way notation programs
+        count bars (:func:`notewave.bridge.notation.finish_at_bar`)."""
+        grid = bar_grid(score)
+        return save_score(finish_at_bar(score, int(grid.lines[-1])), path)

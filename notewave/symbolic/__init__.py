@@ -1,6 +1,6 @@
-"""The symbolic side: a MuseNet-style transformer over REMI MIDI tokens."""
+"""The symbolic side: a MuseNet-style transformer over multitrack MIDI tokens (bar-major, MMM bar-fill)."""
 
 from notewave.symbolic.model import MidiLM
-from notewave.symbolic.tokenizer import MidiTokenizer
+from notewave.symbolic.vocab import Vocab
 
-__all__ = ["MidiLM", "MidiTokenizer"]
+__all__ = ["MidiLM", "Vocab"]

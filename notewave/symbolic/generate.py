@@ -1,306 +1,212 @@
-"""Continuing a MIDI prompt with a :class:`~notewave.symbolic.model.MidiLM`.
+"""The composer's edits on a :class:`~notewave.symbolic.piece.Piece`: continue, infill, accompany.
 
-The composer's main job: prompt MIDI -> REMI tokens (after a conditioning prefix) ->
-KV-cached sampling under the REMI grammar -> new bars placed on the prompt's beat grid
-after its last note, in the prompt's tracks, tempo and time signature.
+All three work on quantized pieces (bars of 12 positions per quarter) and return a new
+piece; :mod:`notewave.symbolic.compose` turns MIDI into pieces and back, keeping the
+user's tracks, tempo map, meters and ticks.
+
+- :func:`continue_piece` writes new bars after the last one, bar by bar (sliding window:
+  any number of bars, the context re-read from a bar line when full).
+- :func:`fill_slots` writes (bar, track) slots with MMM's bar-fill layout (see
+  :mod:`notewave.symbolic.layout`), a few bars at a time, each window holding the music on
+  both sides; infilling a span and accompanying (every slot of new tracks) both use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
-import torch
-from symusic import Note, Score, Track
+import numpy as np
 from tqdm import tqdm
 
-from notewave.core.midi import MidiLike, load_score, midi_name
-from notewave.core.sampling import check_sampling_args, sample
-from notewave.errors import ConfigError
-from notewave.symbolic.grammar import RemiGrammar, State
+from notewave.symbolic.decode import Decoder, Sampling
+from notewave.symbolic.grammar import Grammar
+from notewave.symbolic.layout import bar_ids, header_ids, parse_ids, piece_ids
 from notewave.symbolic.model import MidiLM
-from notewave.symbolic.tokenizer import MidiTokenizer
-from notewave.symbolic.voices import assign_voices
+from notewave.symbolic.piece import BAR, TRACK, Piece
+from notewave.symbolic.vocab import Vocab, tempo_bin
+
+FILL_CHUNK_BARS = 4  # bars of slots written per bar-fill window
 
 
-def bar_ticks(score: Score, tick: int) -> int:
-    """Length in ticks of the bar in force at ``tick`` (4/4 when the score has no time signature)."""
-    num, den = 4, 4
-    for ts in score.time_signatures:
-        if ts.time <= tick:
-            num, den = ts.numerator, ts.denominator
-    return score.ticks_per_quarter * 4 * num // den
-
-
-def bar_lines(score: Score, until: int) -> list[int]:
-    """Tick of every bar line from 0 up to and including the first one at or after ``until``."""
-    lines = [0]
-    while lines[-1] < until:
-        lines.append(lines[-1] + bar_ticks(score, lines[-1]))
-    return lines
-
-
-def continuation_start(score: Score, bars_in_tokens: int = 0) -> tuple[int, int]:
-    """Index and tick of the bar where a continuation of ``score`` begins: the first bar line
-    at or after the last note-off, and not before bar ``bars_in_tokens``."""
-    end_tick = max(t.end() for t in score.tracks if t.notes)
-    lines = bar_lines(score, end_tick)
-    start_bar = max(len(lines) - 1, bars_in_tokens)
-    while len(lines) <= start_bar:
-        lines.append(lines[-1] + bar_ticks(score, lines[-1]))
-    return start_bar, lines[start_bar]
-
-
-def first_bars(score: Score, bars: int) -> Score:
-    """Copy of ``score`` cut at the end of bar ``bars`` (notes clipped there).
-
-    Raises:
-        ConfigError: ``bars < 1``.
-        MidiError: no note starts in those bars.
-    """
-    if bars < 1:
-        raise ConfigError(f"prompt_bars must be >= 1, got {bars}")
-    lines = [0]
-    for _ in range(bars):
-        lines.append(lines[-1] + bar_ticks(score, lines[-1]))
-    return load_score(score.copy().clip(0, lines[-1], clip_end=True))
-
-
-def _sample_tokens(
-    model: MidiLM,
-    tok: MidiTokenizer,
-    prefix: list[int],
-    body: list[int],
-    bars: int,
-    grammar: RemiGrammar | None,
-    state: State,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    generator: torch.Generator,
-    max_tokens: int,
-    progress: bool,
-) -> list[int]:
-    """Sample until ``bars`` more ``Bar`` tokens; returns the new ids (the closing Bar excluded)."""
-    bar_id = tok.remi["Bar_None"]
-    context = model.context
-    generated: list[int] = []
-    bars_done = 0
-
-    def window() -> list[int]:
-        # The prefix, then as much recent body as fits in half the context, from a bar line.
-        seq = body + generated
-        room = context // 2 - len(prefix)
-        start = max(0, len(seq) - room)
-        later_bars = [i for i in range(start, len(seq)) if seq[i] == bar_id]
-        start = later_bars[0] if later_bars else start
-        return prefix + seq[start:]
-
-    seq = window() if len(prefix) + len(body) >= context else prefix + body
-    cache = model.new_cache(1)
-    logits = model(torch.tensor([seq]), cache)[:, -1]
-    bar = tqdm(total=bars, desc="generate (bars)", disable=not progress)
-    while len(generated) < max_tokens:
-        allowed = grammar.mask(state)[None] if grammar is not None else None
-        next_id = int(sample(logits, temperature, top_k, top_p, allowed, generator)[0])
-        if grammar is not None:
-            state = grammar.advance(state, next_id) or state
-        if next_id == tok.eos_id:
-            break
-        if next_id == bar_id:
-            bars_done += 1
-            bar.update(1)
-            if bars_done == bars:
-                break
-        generated.append(next_id)
-        if cache.length >= context:
-            cache = model.new_cache(1)
-            logits = model(torch.tensor([window()]), cache)[:, -1]
-        else:
-            logits = model(torch.tensor([[next_id]]), cache)[:, -1]
-    bar.close()
-    return trim_incomplete_note(tok, generated)
-
-
-def trim_incomplete_note(tok: MidiTokenizer, ids: list[int]) -> list[int]:
-    """Drop trailing ids of a note cut off by a token limit (``Program``/``Pitch``/``Velocity``
-    without its ``Duration``), so that the last event is complete."""
-    end = len(ids)
-    while (
-        end
-        and tok.base_tokens(ids[end - 1])[-1:]
-        and tok.base_tokens(ids[end - 1])[-1].split("_")[0]
-        in (
-            "Program",
-            "Pitch",
-            "PitchDrum",
-            "Velocity",
-        )
-    ):
-        end -= 1
-    return ids[:end]
-
-
-@dataclass
-class Continuation:
-    """Sampled continuation ids with what is needed to place them: the prompt ``score`` (as used,
-    after ``prompt_bars``), the ``new_ids`` (REMI ids after the opening bar line, the closing
-    bar line excluded) and ``start_tick``, the bar line in the prompt's ticks where they begin."""
-
-    score: Score
-    new_ids: list[int]
-    start_tick: int
-
-
-def continue_midi(
-    model: MidiLM, tok: MidiTokenizer, prompt: MidiLike, bars: int = 8, **options: Any
-) -> Score:
-    """Continue ``prompt`` by ``bars`` bars and return prompt + continuation as one ``Score``.
-
-    The continuation starts on the first bar line at or after the prompt's last note-off
-    (on the prompt's grid, in its ticks per quarter), fills exactly ``bars`` bars of the
-    meter in force there (notes still sounding at the last bar line are cut there), keeps
-    the prompt's tempo map, time signatures, tracks and programs, and is identical for the
-    same ``seed``. Only meters the tokenizer has tokens for are accepted
-    (:attr:`MidiTokenizer.time_signatures`; the shipped one: 1/4..6/4, 3/8, 6/8, 12/8). Notes of a
-    program played by several prompt tracks (e.g. SATB on one organ program) are given
-    to those tracks by voice leading (:func:`notewave.symbolic.voices.assign_voices`).
-    A prompt longer than the model context is cut to its last bars that fit.
-
-    Args (``options`` are the keyword arguments of :func:`sample_continuation`):
-        model: the trained model.
-        tok: the tokenizer the model was trained with.
-        prompt: MIDI path, bytes or ``symusic.Score``.
-        bars: number of bars to add (>= 1).
-        temperature, top_k, top_p: sampling (see :mod:`notewave.core.sampling`).
-        seed: random seed (``None``: nondeterministic).
-        style: style token (must be one the model was trained with), or ``None``.
-        constrained: mask tokens the REMI grammar forbids (always decodable output).
-        programs: restrict new notes to these programs (default: the prompt's programs when
-            constrained).
-        max_tokens: safety cap on generated tokens (default ``600 * bars``).
-        prompt_bars: use only the first ``prompt_bars`` bars of the prompt (notes clipped at
-            that bar line).
-        progress: show a tqdm bar of generated bars.
-
-    Returns:
-        A ``symusic.Score`` in the prompt's ticks per quarter.
-
-    Raises:
-        MidiError: unreadable, empty or drum-only prompt.
-        ConditioningError: unknown style.
-        ConfigError: invalid sampling arguments or ``bars < 1``.
-        TokenizerError: a prompt meter the tokenizer lacks (e.g. 7/8; raised before sampling), or
-            tokens that cannot be decoded (only possible unconstrained).
-    """
-    result = sample_continuation(model, tok, prompt, bars, **options)
-    return merge_continuation(result.score, tok, result.new_ids, result.start_tick)
-
-
-@torch.no_grad()
-def sample_continuation(
-    model: MidiLM,
-    tok: MidiTokenizer,
-    prompt: MidiLike,
-    bars: int = 8,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = 0.95,
-    seed: int | None = 0,
-    style: str | None = None,
-    constrained: bool = True,
-    programs: Sequence[int] | None = None,
-    max_tokens: int | None = None,
-    prompt_bars: int | None = None,
-    progress: bool = False,
-) -> Continuation:
-    """Sample the continuation's tokens without decoding them (arguments as :func:`continue_midi`)."""
-    if bars < 1:
-        raise ConfigError(f"bars must be >= 1, got {bars}")
-    check_sampling_args(temperature, top_k, top_p)
-    score = load_score(prompt, allow_drums_only=False)
-    if prompt_bars is not None:
-        score = first_bars(score, prompt_bars)
-    tok.check_time_signatures(score, midi_name(prompt))  # else miditok reads it as 4/4: bars misplaced
-    prompt_programs = tok.programs_of(score)
-    prefix = tok.prefix(style, prompt_programs)
-    body = tok.encode_body(score)
-    bar_id = tok.remi["Bar_None"]
-
-    # Bars in the prompt's tokens, then empty bars up to the first bar line after the last note-off.
-    start_bar, start_tick = continuation_start(score, body.count(bar_id))
-    body = body + [bar_id] * (start_bar - body.count(bar_id) + 1)
-
-    grammar = None
-    state = State()
-    if constrained:
-        grammar = RemiGrammar(tok, programs=programs if programs is not None else prompt_programs)
-        state = grammar.state_after(body)
-    generator = torch.Generator()
-    if seed is not None:
-        generator.manual_seed(seed)
-    else:
-        generator.seed()
-    model.eval()
-    new_ids = _sample_tokens(
-        model,
-        tok,
-        prefix,
-        body,
-        bars,
-        grammar,
-        state,
-        temperature,
-        top_k,
-        top_p,
-        generator,
-        max_tokens or 600 * bars,
-        progress,
-    )
-    return Continuation(score, new_ids, start_tick)
-
-
-def merge_continuation(score: Score, tok: MidiTokenizer, new_ids: list[int], start_tick: int) -> Score:
-    """Decode the continuation's ids alone (under the prompt's time signature at its start) and
-    add its notes to a copy of ``score`` from ``start_tick`` on (ticks of ``score``), cut at the
-    bar line that closes the continuation's last bar (one bar per ``Bar`` token in ``new_ids``, plus one).
-
-    Raises:
-        TokenizerError: when the ids cannot be decoded.
-    """
-    bar_id = tok.remi["Bar_None"]
-    num, den = 4, 4
-    for ts in score.time_signatures:
-        if ts.time <= start_tick:
-            num, den = ts.numerator, ts.denominator
-    head = [bar_id]
-    sig = f"TimeSig_{num}/{den}"
-    if not tok.remi.is_trained and sig in tok.remi.vocab:
-        head.append(tok.remi[sig])
-    decoded = tok.decode(head + new_ids) if new_ids else Score(score.ticks_per_quarter)
-    scale = score.ticks_per_quarter / decoded.ticks_per_quarter
-    new_bars = 1 + sum(t == "Bar_None" for i in new_ids for t in tok.base_tokens(i))
-    end_tick = start_tick + new_bars * bar_ticks(score, start_tick)
-    out = score.copy()
-    groups: dict[tuple[int, bool], list[Note]] = {}
-    for track in decoded.tracks:
-        key = (-1 if track.is_drum else int(track.program), bool(track.is_drum))
-        for note in track.notes:
-            time = start_tick + int(round(note.time * scale))
-            if time >= end_tick:  # only unconstrained sampling can place a note past its bar
-                continue
-            duration = min(max(1, int(round(note.duration * scale))), end_tick - time)
-            groups.setdefault(key, []).append(Note(time, duration, note.pitch, note.velocity))
-    for (program, is_drum), notes in groups.items():
-        targets = [t for t in out.tracks if bool(t.is_drum) == is_drum and (is_drum or t.program == program)]
-        if not targets:
-            track = Track(
-                name="Drums" if is_drum else f"Program {program}", program=max(program, 0), is_drum=is_drum
-            )
-            out.tracks.append(track)
-            targets = [out.tracks[-1]]
-        assign_voices(targets, notes)
-    for track in out.tracks:
-        track.notes.sort(key=lambda n: (n.time, n.pitch))
+def _bar_tokens(vocab: Vocab, piece: Piece) -> list[list[int]]:
+    """Tokens of every bar of ``piece`` read from its start."""
+    offsets = piece.bar_offsets()
+    out, previous = [], None
+    for bar in range(piece.bars):
+        out.append(bar_ids(vocab, piece, bar, piece.notes[offsets[bar] : offsets[bar + 1]], previous))
+        previous = (piece.meters[bar], tempo_bin(float(piece.tempos[bar])))
     return out
+
+
+def _window(header: list[int], bars: list[list[int]], budget: int) -> tuple[int, list[int]]:
+    """The latest bars (whole) that fit in ``budget`` tokens after ``header``: (first bar, ids)."""
+    used, first = len(header), len(bars)
+    while first > 0 and used + len(bars[first - 1]) <= budget:
+        first -= 1
+        used += len(bars[first])
+    first = min(first, len(bars) - 1) if bars else 0
+    return first, header + [t for bar in bars[first:] for t in bar]
+
+
+def continue_piece(
+    model: MidiLM,
+    vocab: Vocab,
+    piece: Piece,
+    bars: int,
+    sampling: Sampling,
+    style: str | None = None,
+    progress: bool = False,
+) -> Piece:
+    """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks.
+
+    Raises:
+        ConditioningError: an unknown style.
+    """
+    meter, tempo = piece.meters[-1], float(piece.tempos[-1])
+    grammar = Grammar(vocab, piece.programs)
+    history = _bar_tokens(vocab, piece)
+    new: list[list[int]] = []
+    decoder = Decoder(model, grammar, sampling)
+    current: list[int] = [vocab.bar_id]  # the bar being written, from its Bar token
+    state = grammar.bar_state(meter)
+    limit = 64 * model.context
+    bar = tqdm(total=bars, desc="continue (bars)", disable=not progress)
+    while len(new) < bars:
+        all_bars = history + new
+        header = header_ids(vocab, piece.programs, meter, tempo, style)
+        first, _ = _window(header, all_bars, model.context // 2)
+        meters = list(piece.meters) + [meter] * len(new)
+        tempos = list(piece.tempos) + [tempo] * len(new)
+        header = header_ids(vocab, piece.programs, meters[first], float(tempos[first]), style)
+        _, context = _window(header, all_bars, model.context // 2)
+        decoder.start(context + current)
+        while len(new) < bars:
+            ids, state, stopped = decoder.run(state, lambda t, s: t == vocab.bar_id, limit)
+            limit -= len(ids)
+            if not stopped:
+                current += ids
+                if limit <= 0:  # a runaway bar: close it where it is
+                    current = current[: _last_complete(vocab, current)]
+                    stopped = True
+                else:
+                    break  # context full: new window
+            else:
+                current += ids[:-1]
+            new.append(current)
+            bar.update(1)
+            current = [vocab.bar_id]
+            state = grammar.bar_state(meter)
+            if len(new) < bars and decoder.room > 1:
+                decoder.feed(vocab.bar_id)
+            else:
+                break
+    bar.close()
+    parsed = parse_ids(vocab, [t for b in new for t in b], meter, tempo)
+    notes = parsed.notes.copy()
+    notes[:, BAR] += piece.bars
+    return Piece(
+        list(piece.programs),
+        list(piece.meters) + [meter] * bars,
+        np.concatenate([piece.tempos, np.full(bars, tempo)]),
+        np.concatenate([piece.notes, notes]).astype(np.int32),
+        list(piece.names),
+    )
+
+
+def _last_complete(vocab: Vocab, ids: list[int]) -> int:
+    """Length of the longest prefix of ``ids`` that does not end inside a note."""
+    end = len(ids)
+    while end and vocab.kind(ids[end - 1]) in ("Pos", "Pitch", "Vel"):
+        end -= 1
+    return end
+
+
+def _slot_budget(piece: Piece, track: int) -> int:
+    """Tokens to reserve for writing one slot of ``track``: 1.5x its mean bar, at least 24."""
+    rows = int((piece.notes[:, TRACK] == track).sum())
+    return max(24, int(1.5 * 4.5 * rows / max(piece.bars, 1)) + 3)
+
+
+def fill_slots(
+    model: MidiLM,
+    vocab: Vocab,
+    piece: Piece,
+    slots: Iterable[tuple[int, int]],
+    sampling: Sampling,
+    style: str | None = None,
+    progress: bool = False,
+) -> Piece:
+    """``piece`` with the (bar, track) ``slots`` written anew (their old notes removed), using the
+    music on both sides of each (MMM bar-fill; Ens & Pasquier 2020).
+
+    Slots are written in bar order, :data:`FILL_CHUNK_BARS` bars per window; a window holds
+    the header, bars to the left (already final), the chunk, and bars to the right (their
+    pending slots as ``Fill``), as many as the context allows, shared left and right.
+    """
+    todo = sorted(set(slots))
+    pending = set(todo)
+    drop = np.zeros(len(piece.notes), bool)
+    for bar, track in todo:
+        drop |= (piece.notes[:, BAR] == bar) & (piece.notes[:, TRACK] == track)
+    work = Piece(
+        list(piece.programs), list(piece.meters), piece.tempos, piece.notes[~drop], list(piece.names)
+    )
+    grammar = Grammar(vocab, work.programs)
+    decoder = Decoder(model, grammar, sampling)
+    bar_progress = tqdm(total=len(todo), desc="fill (slots)", disable=not progress)
+    while todo:
+        first = todo[0][0]
+        sizes = [len(b) for b in _bar_tokens(vocab, work)]
+        header = len(header_ids(vocab, work.programs, work.meters[first], float(work.tempos[first]), style))
+        for bars in range(FILL_CHUNK_BARS, 0, -1):  # fewer bars per window when dense ones do not fit
+            chunk = [s for s in todo if s[0] < first + bars]
+            lo, hi = first, max(b for b, _ in chunk) + 1
+            reserve = sum(_slot_budget(piece, t) + 4 for _, t in chunk)
+            used = header + sum(sizes[lo:hi]) + reserve
+            if used <= model.context:
+                break
+        grow_left = True
+        while lo > 0 or hi < work.bars:
+            side = lo - 1 if (grow_left and lo > 0) or hi >= work.bars else hi
+            extra = sizes[side] + sum(1 for b, _ in pending if b == side)
+            if used + extra > model.context:
+                break
+            used += extra
+            lo, hi = (side, hi) if side < lo else (lo, side + 1)
+            grow_left = not grow_left
+        window_slots = sorted(s for s in pending if lo <= s[0] < hi)
+        ids = piece_ids(vocab, work, lo, hi, style, window_slots, eos=False, append_fills=False)
+        decoder.start(ids)
+        written = []
+        for bar, track in chunk:
+            if decoder.room < 8:
+                break
+            decoder.feed(vocab["FillStart"])
+            decoder.feed(vocab.spans["Track"].id(track))
+            state = grammar.segment_state(track, work.meters[bar], fill=True)
+            out, state, stopped = decoder.run(state, lambda t, s: t == vocab["FillEnd"], decoder.room)
+            if not stopped and written:
+                break  # out of room: this slot is written again in the next window
+            segment = out[:-1] if stopped else out[: _last_complete(vocab, out)]
+            written.append(((bar, track), segment))
+            if not stopped or decoder.room <= 0:
+                break
+            decoder.feed(vocab["FillEnd"])
+        if not written:  # no room at all: the chunk's first slot stays empty
+            written.append((chunk[0], []))
+        rows = []
+        for (bar, track), segment in written:
+            parsed = parse_ids(
+                vocab, [vocab.bar_id, vocab.spans["Track"].id(track), *segment], work.meters[bar]
+            )
+            found = parsed.notes.copy()
+            found[:, BAR] = bar
+            rows.append(found)
+            pending.discard((bar, track))
+            todo.remove((bar, track))
+            bar_progress.update(1)
+        notes = np.concatenate([work.notes, *rows]).astype(np.int32)
+        notes = notes[np.lexsort((notes[:, 3], notes[:, 2], notes[:, TRACK], notes[:, BAR]))]
+        work = Piece(work.programs, work.meters, work.tempos, notes, work.names)
+    bar_progress.close()
+    return work

@@ -1,169 +1,182 @@
-"""The REMI token grammar, used to mask logits so that every sample decodes to valid MIDI.
+"""The multitrack token grammar, used to mask logits so that every sample decodes.
 
-In notewave's REMI (one stream, programs on) a bar reads::
+Inside a bar (see :mod:`notewave.symbolic.layout`)::
 
-    Bar [TimeSig] ( Position [Tempo] ( Program Pitch Velocity Duration )* )* ... EOS
+    Bar [TimeSig] [Tempo] Track_0 <events> Track_1 <events> ... Track_{T-1} <events>
+    <events> = ( Pos_k ( Pitch_p Vel_v Dur_d )+ )*
 
-so ``Pitch`` is always followed by ``Velocity`` then ``Duration``, a ``Program`` by a
-``Pitch`` (``PitchDrum`` for program -1), and ``Position`` values strictly increase
-within a bar and stay below the bar's length (numerator x 8 positions, the finest beat
-resolution, per beat of the time signature's denominator). Grammar-constrained decoding
-of the same kind is used by SkyTNT's midi-model; Huang & Yang 2020 define REMI.
+with tracks in order, positions rising and inside the bar's length (12 per quarter),
+pitches rising within one onset (no duplicate notes), pitched tracks inside the piano
+range, and in a fill ``FillStart Track_i <events> FillEnd``. Every sequence the mask lets
+through parses to notes on the bar grid: the 100 % decodability that grammar-constrained
+sampling guarantees (the same idea as SkyTNT's midi-model masks over REMI).
 
-For a BPE tokenizer an id stands for several REMI tokens; it is allowed when the whole
-run of tokens is accepted from the current state.
+Masks are built from the kinds' id ranges (:class:`notewave.symbolic.vocab.Span`) and cached
+per state, so a step costs one dictionary look-up once a state has been seen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
-from notewave.symbolic.tokenizer import MidiTokenizer
-
-POSITIONS_PER_BEAT = 8  # max(REMI beat_res) in notewave.symbolic.tokenizer.REMI_OPTIONS
+from notewave.symbolic.vocab import METERS, PITCH_RANGE, Vocab, bar_positions
 
 
 @dataclass(frozen=True)
 class State:
-    """Where the grammar stands: the last token kind, the current position and bar length."""
+    """Where the grammar stands.
 
-    last: str = "Start"
-    position: int = -1
-    bar_positions: int = 4 * POSITIONS_PER_BEAT
-    drum: bool = False
+    Attributes:
+        phase: ``"bar"`` (after ``Bar``/``TimeSig``/``Tempo``), ``"segment"`` (after ``Track_i``),
+            ``"pos"``, ``"pitch"``, ``"vel"``, ``"note"`` (after a ``Dur``) or ``"end"``.
+        track: current track; pos: current position (-1 before the first ``Pos`` of a segment);
+        pitch: last pitch at this position (-1 none); bar_length: positions in the bar;
+        fill: inside ``FillStart ... FillEnd``; meter_seen / tempo_seen: the bar already
+        has its ``TimeSig`` / ``Tempo``.
+    """
+
+    phase: str = "bar"
+    track: int = -1
+    pos: int = -1
+    pitch: int = -1
+    bar_length: int = 48
+    fill: bool = False
+    meter_seen: bool = False
+    tempo_seen: bool = False
 
 
-def parse(token: str) -> tuple[str, str]:
-    kind, _, value = token.partition("_")
-    return kind, value
-
-
-class RemiGrammar:
-    """Accepts or rejects REMI tokens one at a time, and builds logit masks.
+class Grammar:
+    """Accepts multitrack tokens one at a time and builds logit masks.
 
     Args:
-        tokenizer: the model's tokenizer.
-        allow_eos: whether ``EOS`` may be sampled (after a note or a bar line).
-        allow_tempo: whether ``Tempo`` tokens may be sampled.
-        allow_time_signature: whether ``TimeSig`` tokens may be sampled.
-        programs: if given, only these programs may appear (e.g. the prompt's instruments).
+        vocab: the tokenizer's vocabulary.
+        programs: GM program of each track in the header (``-1`` drums).
+        allow_eos: whether ``EOS`` may end a bar's last track.
+        allow_meter, allow_tempo: whether a bar may open with ``TimeSig`` / ``Tempo``.
     """
 
     def __init__(
         self,
-        tokenizer: MidiTokenizer,
+        vocab: Vocab,
+        programs: Sequence[int],
         allow_eos: bool = False,
+        allow_meter: bool = False,
         allow_tempo: bool = False,
-        allow_time_signature: bool = False,
-        programs: Iterable[int] | None = None,
     ):
-        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.programs = [int(p) for p in programs]
         self.allow_eos = allow_eos
+        self.allow_meter = allow_meter
         self.allow_tempo = allow_tempo
-        self.allow_time_signature = allow_time_signature
-        self.programs = None if programs is None else {int(p) for p in programs}
-        self._tokens = [[parse(t) for t in tokenizer.base_tokens(i)] for i in range(tokenizer.vocab_size)]
         self._masks: dict[State, torch.Tensor] = {}
 
-    # ---- single REMI tokens -----------------------------------------------------------
-    def step(self, state: State, kind: str, value: str) -> State | None:
-        """The state after ``kind_value``, or ``None`` when the token may not follow ``state``."""
-        last = state.last
-        new_bar = kind == "Bar" and last in ("Start", "Bar", "TimeSig", "Tempo", "Duration")
-        if new_bar:
-            return replace(state, last="Bar", position=-1)
-        if kind == "EOS":
-            ok = self.allow_eos and last in ("Bar", "TimeSig", "Tempo", "Duration")
-            return replace(state, last="EOS") if ok else None
-        if kind == "TimeSig":
-            if not (self.allow_time_signature and last == "Bar"):
-                return None
-            num, _, den = value.partition("/")
-            return replace(state, last="TimeSig", bar_positions=int(num) * POSITIONS_PER_BEAT)
-        if kind == "Position":
-            pos = int(value)
-            if last in ("Bar", "TimeSig", "Tempo", "Duration") and state.position < pos < state.bar_positions:
-                return replace(state, last="Position", position=pos)
-            return None
-        if kind == "Tempo":
-            return replace(state, last="Tempo") if self.allow_tempo and last == "Position" else None
-        if kind == "Program":
-            program = int(value)
-            if last not in ("Position", "Tempo", "Duration") or state.position < 0:
-                return None
-            if self.programs is not None and program not in self.programs:
-                return None
-            return replace(state, last="Program", drum=program == -1)
-        if kind == "Pitch":
-            return replace(state, last="Pitch") if last == "Program" and not state.drum else None
-        if kind == "PitchDrum":
-            return replace(state, last="Pitch") if last == "Program" and state.drum else None
-        if kind == "Velocity":
-            return replace(state, last="Velocity") if last == "Pitch" else None
-        if kind == "Duration":
-            return replace(state, last="Duration") if last == "Velocity" else None
-        return None  # PAD, BOS, MASK, conditioning tokens, a Bar in the middle of a note
+    @property
+    def tracks(self) -> int:
+        return len(self.programs)
 
-    # ---- ids --------------------------------------------------------------------------
-    def advance(self, state: State, token_id: int) -> State | None:
-        """The state after the id (all its REMI tokens), or ``None`` if it is not allowed."""
-        tokens = self._tokens[token_id] if 0 <= token_id < len(self._tokens) else []
-        if not tokens:
-            return None
-        current: State | None = state
-        for kind, value in tokens:
-            current = self.step(current, kind, value)
-            if current is None:
-                return None
-        return current
+    def bar_state(self, meter: tuple[int, int]) -> State:
+        """The state right after a ``Bar`` in ``meter``."""
+        return State("bar", bar_length=bar_positions(*meter))
+
+    def segment_state(self, track: int, meter: tuple[int, int], fill: bool = False) -> State:
+        """The state right after ``Track_i`` (in a fill: after ``FillStart Track_i``)."""
+        return State("segment", track=track, bar_length=bar_positions(*meter), fill=fill)
+
+    # ---- the rules --------------------------------------------------------------------
+    def _ends(self, state: State) -> list[int]:
+        """Ids that close the current track segment."""
+        vocab = self.vocab
+        if state.fill:
+            return [vocab["FillEnd"]]
+        if state.track + 1 < self.tracks:
+            return [vocab.spans["Track"].id(state.track + 1)]
+        return [vocab.bar_id] + ([vocab.eos_id] if self.allow_eos else [])
+
+    def _pitches(self, state: State) -> range:
+        if not 0 <= state.track < self.tracks:
+            return range(0)  # a track the header lacks: no note may follow
+        low, high = (0, 127) if self.programs[state.track] < 0 else PITCH_RANGE
+        return range(max(low, state.pitch + 1), high + 1)
 
     def mask(self, state: State) -> torch.Tensor:
-        """Bool ``[vocab_size]``: ``True`` where the id may follow ``state`` (cached per state)."""
-        if state not in self._masks:
-            allowed = [self.advance(state, i) is not None for i in range(len(self._tokens))]
-            self._masks[state] = torch.tensor(allowed, dtype=torch.bool)
-        return self._masks[state]
+        """Bool ``[vocab size]``, ``True`` where an id may follow ``state`` (cached per state)."""
+        cached = self._masks.get(state)
+        if cached is not None:
+            return cached
+        spans = self.vocab.spans
+        allowed = torch.zeros(len(self.vocab), dtype=torch.bool)
+        phase = state.phase
+        if phase == "bar":
+            if self.allow_meter and not state.meter_seen and not state.tempo_seen:
+                allowed[spans["TimeSig"].start : spans["TimeSig"].stop] = True
+            if self.allow_tempo and not state.tempo_seen:
+                allowed[spans["Tempo"].start : spans["Tempo"].stop] = True
+            allowed[spans["Track"].id(0)] = True
+        elif phase in ("segment", "note"):
+            first = spans["Pos"].start + state.pos + 1
+            allowed[first : spans["Pos"].start + state.bar_length] = True
+            if phase == "note":
+                pitches = self._pitches(state)
+                if len(pitches):
+                    allowed[spans["Pitch"].start + pitches.start : spans["Pitch"].start + pitches.stop] = True
+            allowed[self._ends(state)] = True
+        elif phase == "pos":
+            pitches = self._pitches(state)
+            allowed[spans["Pitch"].start + pitches.start : spans["Pitch"].start + pitches.stop] = True
+        elif phase == "pitch":
+            allowed[spans["Vel"].start : spans["Vel"].stop] = True
+        elif phase == "vel":
+            allowed[spans["Dur"].start : spans["Dur"].stop] = True
+        self._masks[state] = allowed
+        return allowed
 
-    def state_after(self, ids: Iterable[int], state: State | None = None) -> State:
-        """Follow a (trusted) prompt leniently: the state after its last token, tracking the
-        time signature in force; tokens the grammar would refuse are taken as they come."""
-        current = state or State()
-        for token_id in ids:
-            for kind, value in self._tokens[token_id] if token_id < len(self._tokens) else []:
-                if kind == "Bar":
-                    current = replace(current, last="Bar", position=-1)
-                elif kind == "TimeSig":
-                    num = int(value.partition("/")[0])
-                    current = replace(current, last="TimeSig", bar_positions=num * POSITIONS_PER_BEAT)
-                elif kind == "Position":
-                    current = replace(current, last="Position", position=int(value))
-                elif kind == "Program":
-                    current = replace(current, last="Program", drum=value == "-1")
-                elif kind in ("Pitch", "PitchDrum"):
-                    current = replace(current, last="Pitch")
-                elif kind in ("Tempo", "Velocity", "Duration", "EOS"):
-                    current = replace(current, last=kind)
-        return current
+    def advance(self, state: State, token: int) -> State | None:
+        """The state after ``token``, or ``None`` when the grammar forbids it there."""
+        if not 0 <= token < len(self.vocab) or not bool(self.mask(state)[token]):
+            return None
+        return self.follow(state, token)
 
+    def follow(self, state: State, token: int) -> State:
+        """The state after ``token`` without checking it (for trusted prompts)."""
+        vocab, spans = self.vocab, self.vocab.spans
+        kind = vocab.kind(token)
+        if token == vocab.bar_id:
+            return State("bar", bar_length=state.bar_length)
+        if token in (vocab.eos_id, vocab["FillEnd"]):
+            return replace(state, phase="end")
+        if kind == "TimeSig":
+            meter = METERS[token - spans["TimeSig"].start]
+            return replace(state, bar_length=bar_positions(*meter), meter_seen=True)
+        if kind == "Tempo":
+            return replace(state, tempo_seen=True)
+        if kind == "Track":
+            return replace(state, phase="segment", track=token - spans["Track"].start, pos=-1, pitch=-1)
+        if token == vocab["FillStart"]:
+            return replace(state, phase="segment", fill=True, pos=-1, pitch=-1)
+        if kind == "Pos":
+            return replace(state, phase="pos", pos=token - spans["Pos"].start, pitch=-1)
+        if kind == "Pitch":
+            return replace(state, phase="pitch", pitch=token - spans["Pitch"].start)
+        if kind == "Vel":
+            return replace(state, phase="vel")
+        if kind == "Dur":
+            return replace(state, phase="note")
+        return state
 
-def grammar_errors(tokenizer: MidiTokenizer, ids: Iterable[int]) -> list[str]:
-    """Violations of the REMI grammar in a generated body (after the conditioning prefix).
-
-    Tempo, time-signature and EOS tokens are accepted here; a sequence that ends inside a
-    note (``Program``/``Pitch``/``Velocity`` without its ``Duration``) counts as an error.
-    """
-    grammar = RemiGrammar(tokenizer, allow_eos=True, allow_tempo=True, allow_time_signature=True)
-    state = State()
-    errors = []
-    for index, token_id in enumerate(ids):
-        new = grammar.advance(state, int(token_id))
-        if new is None:
-            errors.append(f"token {index} {tokenizer.token_name(int(token_id))!r} cannot follow {state.last}")
-            new = grammar.state_after([int(token_id)], state)
-        state = new
-    if state.last in ("Program", "Pitch", "Velocity"):
-        errors.append(f"sequence ends inside a note (after {state.last})")
-    return errors
+    def errors(self, ids: Iterable[int], state: State) -> list[str]:
+        """Grammar violations of ``ids`` read from ``state`` (an empty list when all are allowed)."""
+        out = []
+        for index, token in enumerate(ids):
+            new = self.advance(state, int(token))
+            if new is None:
+                out.append(
+                    f"token {index} {self.vocab.name(int(token))!r} cannot follow phase {state.phase!r}"
+                )
+                new = self.follow(state, int(token))
+            state = new
+        if state.phase in ("pos", "pitch", "vel"):
+            out.append(f"the sequence ends inside a note (phase {state.phase!r})")
+        return out

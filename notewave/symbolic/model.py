@@ -1,8 +1,8 @@
 """The MIDI language model: token embeddings, the shared core transformer and an output head.
 
-A MuseNet-style decoder-only transformer (Payne 2019) over the tokens of
-:class:`~notewave.symbolic.tokenizer.MidiTokenizer`. A plain module: the model with its
-tokenizer, loading and generating MIDI, is :class:`notewave.pipelines.Composer`.
+A MuseNet-style decoder-only transformer (Payne 2019) over the multitrack tokens of
+:class:`~notewave.symbolic.vocab.Vocab` (:mod:`notewave.symbolic.layout`). A plain module: the
+model with its vocabulary, loading and editing MIDI, is :class:`notewave.pipelines.Composer`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import nn
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
 from notewave.errors import CheckpointError, ConfigError
-from notewave.symbolic.tokenizer import MidiTokenizer
+from notewave.symbolic.vocab import Vocab
 
 # Named model sizes for `notewave train symbolic --config NAME`.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -56,8 +56,8 @@ class MidiLMConfig:
         return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)))
 
 
-def config_for(name: str, tokenizer: MidiTokenizer, **overrides: Any) -> MidiLMConfig:
-    """The :class:`MidiLMConfig` of a named size (see :data:`CONFIGS`) for ``tokenizer``.
+def config_for(name: str, vocab: Vocab, **overrides: Any) -> MidiLMConfig:
+    """The :class:`MidiLMConfig` of a named size (see :data:`CONFIGS`) for ``vocab``.
 
     Raises:
         ConfigError: for an unknown name.
@@ -65,7 +65,7 @@ def config_for(name: str, tokenizer: MidiTokenizer, **overrides: Any) -> MidiLMC
     if name not in CONFIGS:
         raise ConfigError(f"unknown model config {name!r}; choose one of {sorted(CONFIGS)}")
     sizes = {**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    return MidiLMConfig(tokenizer.vocab_size, TransformerConfig(**sizes), tokenizer.pad_id)
+    return MidiLMConfig(len(vocab), TransformerConfig(**sizes), vocab.pad_id)
 
 
 class MidiLM(nn.Module):

@@ -1,7 +1,8 @@
 """Musical statistics of note sequences, for comparing generated music with real music.
 
-Pitch-class entropy, scale consistency and polyphony follow the definitions used in
-music generation evaluation (e.g. Mogren 2016, C-RNN-GAN; Dong et al. 2018, MuseGAN).
+Pitch-class entropy and polyphony follow the definitions used in music generation
+evaluation (e.g. Mogren 2016, C-RNN-GAN; Dong et al. 2018, MuseGAN). The measures of the
+composer's edits built on them are in :mod:`notewave.symbolic.quality`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from symusic import Note, Score
-
-MAJOR = (0, 2, 4, 5, 7, 9, 11)
-HARMONIC_MINOR = (0, 2, 3, 5, 7, 8, 11)
 
 
 def pitched_notes(score: Score, start: int = 0, end: int | None = None) -> list[Note]:
@@ -36,18 +34,6 @@ def pitch_class_entropy(notes: Sequence[Note]) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def scale_consistency(notes: Sequence[Note]) -> float:
-    """Largest share of notes inside one of the 24 major / harmonic-minor scales (0..1); NaN without notes."""
-    if not notes:
-        return float("nan")
-    pcs = np.bincount([n.pitch % 12 for n in notes], minlength=12)
-    best = 0
-    for tonic in range(12):
-        for scale in (MAJOR, HARMONIC_MINOR):
-            best = max(best, int(sum(pcs[(tonic + d) % 12] for d in scale)))
-    return best / len(notes)
-
-
 def polyphony(notes: Sequence[Note], step: int) -> float:
     """Mean number of notes sounding per grid step of ``step`` ticks, over steps where any sounds."""
     if not notes:
@@ -61,23 +47,3 @@ def polyphony(notes: Sequence[Note], step: int) -> float:
         frames[a:b] += 1
     sounding = frames[frames > 0]
     return float(sounding.mean()) if len(sounding) else float("nan")
-
-
-def note_statistics(
-    score: Score, start: int = 0, end: int | None = None, bars: float | None = None
-) -> dict[str, float]:
-    """All statistics of the pitched notes with onsets in ``[start, end)`` ticks.
-
-    Returns:
-        ``pitch_class_entropy`` (bits), ``scale_consistency`` (0..1), ``polyphony`` (notes
-        per sounding 16th note) and ``notes_per_bar`` (when ``bars`` is given).
-    """
-    notes = pitched_notes(score, start, end)
-    stats = {
-        "pitch_class_entropy": pitch_class_entropy(notes),
-        "scale_consistency": scale_consistency(notes),
-        "polyphony": polyphony(notes, max(1, score.ticks_per_quarter // 4)),
-    }
-    if bars:
-        stats["notes_per_bar"] = len(notes) / bars
-    return stats

@@ -291,7 +291,7 @@ def test_transcribe_file_writes_midi_and_tokens(chorale_excerpt, tmp_path: Path)
     assert out.is_file() and score.note_num() > 0
     tokens = json.loads((tmp_path / "tokens.json").read_text())
     assert tokens["num_notes"] == score.note_num() and len(tokens["ids"]) == len(tokens["tokens"])
-    assert any(t.startswith("Pitch_") for t in tokens["tokens"]) and tokens["tokens"][0] == "BOS_None"
+    assert any(t.startswith("Pitch_") for t in tokens["tokens"]) and tokens["tokens"][0] == "BOS"
     assert not list(tmp_path.glob("out/.*"))  # no temporary files left
     parser = argparse.ArgumentParser()
     add_transcribe_cli(parser.add_subparsers(dest="command"))

@@ -1,10 +1,12 @@
 """Fuzzing the public loaders and CLI entry points with hostile inputs built from real data.
 
-Inputs: byte mutations of a real chorale MIDI file, random audio arrays and WAV files (NaN, inf,
-empty, one sample, 8 channels, 8 kHz and 192 kHz), malformed code files and malformed checkpoints
-(truncated safetensors, empty/garbled config.json, a missing tokenizer, a pickle instead of
-safetensors). The contract is in :mod:`tests.reliability.harness`. ``make fuzz`` runs the same
-tests with ``NOTEWAVE_FUZZ_SCALE`` raised to many thousands of cases.
+Inputs: byte mutations of a real chorale MIDI file and valid but hostile edits of it (through
+``compose.continue_midi``/``infill_midi`` with an untrained tiny composer and ``notewave generate``),
+random audio arrays and WAV files (NaN, inf, empty, one sample, 8 channels, 8 kHz and 192 kHz),
+malformed code files and malformed checkpoints (truncated safetensors, empty/garbled config.json,
+a missing tokenizer, a pickle instead of safetensors). The contract is in
+:mod:`tests.reliability.harness`. ``make fuzz`` runs the same tests with ``NOTEWAVE_FUZZ_SCALE``
+raised to many thousands of cases.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from symusic import Score
 
-from notewave.paths import DATA_DIR, DEFAULT_SYMBOLIC_CHECKPOINT, JSB_MIDI_DIR
+from notewave.paths import DATA_DIR, JSB_MIDI_DIR
 from tests.reliability.harness import check_api, check_cli, examples
 
 CHORALE = JSB_MIDI_DIR / "test" / "jsb_test_000.mid"
@@ -83,14 +85,23 @@ def test_mutated_midi_through_the_loader(blob):
 
 @fuzz(12)
 @given(blob=mutated_bytes(SEED_MIDI))
-def test_mutated_midi_through_generate_and_render(blob, tmp_path_factory):
+def test_mutated_midi_through_generate_and_render(blob, tmp_path_factory, tiny_model, tiny_checkpoint):
+    from notewave.symbolic.compose import continue_midi
+
     folder = tmp_path_factory.mktemp("midi")
     prompt = folder / "mutated.mid"
     prompt.write_bytes(blob)
+    check_api(
+        "midi: compose.continue_midi",
+        lambda: continue_midi(tiny_model.model, tiny_model.vocab, prompt, bars=1, seed=0),
+        names=["mutated.mid"],
+    )
     out = folder / "out" / "cont.mid"
     out.parent.mkdir()
     argv = ["generate", "--prompt", prompt, "--bars", "1", "--out", out, "--seed", "0"]
-    check_cli("midi: notewave generate", argv, [out], names=["mutated.mid"])
+    check_cli(
+        "midi: notewave generate", [*argv, "--checkpoint", tiny_checkpoint], [out], names=["mutated.mid"]
+    )
     render_out = folder / "out" / "render.wav"
     check_cli("midi: notewave render", ["render", prompt, render_out], [render_out], names=["mutated.mid"])
 
@@ -140,15 +151,56 @@ def hostile_scores(draw: st.DrawFn) -> bytes:
     return bytes(score.dumps_midi())
 
 
+def edited(meter: tuple[int, int] | None = None, extra_tracks: int = 0, drums_only: bool = False) -> bytes:
+    """The seed excerpt with a fixed hostile edit (the examples every run includes)."""
+    from symusic import TimeSignature
+
+    score = Score.from_midi(SEED_MIDI)
+    if meter is not None:
+        score.time_signatures = [TimeSignature(0, *meter)]
+    for index in range(extra_tracks):
+        track = score.tracks[index % 4].copy()
+        track.name = f"copy {index}"
+        score.tracks.append(track)
+    for track in score.tracks if drums_only else []:
+        track.is_drum = True
+    return bytes(score.dumps_midi())
+
+
 @fuzz(10)
 @given(blob=hostile_scores())
-def test_hostile_but_valid_midi_through_generate_and_render(blob, tmp_path_factory):
+@example(blob=edited(meter=(9, 16)))  # a meter without a token
+@example(blob=edited(extra_tracks=13))  # 17 tracks
+@example(blob=edited(drums_only=True))
+def test_hostile_but_valid_midi_through_generate_and_render(
+    blob, tmp_path_factory, tiny_model, tiny_checkpoint
+):
+    from notewave.symbolic.compose import continue_midi
+
     folder = tmp_path_factory.mktemp("hostile")
     prompt = folder / "hostile.mid"
     prompt.write_bytes(blob)
+    model, vocab = tiny_model.model, tiny_model.vocab
+    check_api(
+        "hostile midi: compose.continue_midi",
+        lambda: continue_midi(model, vocab, prompt, bars=1, seed=0, instruments="bass"),
+        names=["hostile.mid"],
+    )
     out = folder / "out" / "cont.mid"
     out.parent.mkdir()
-    argv = ["generate", "--prompt", prompt, "--bars", "1", "--out", out, "--seed", "0"]
+    argv = [
+        "generate",
+        "--prompt",
+        prompt,
+        "--bars",
+        "1",
+        "--out",
+        out,
+        "--seed",
+        "0",
+        "--checkpoint",
+        tiny_checkpoint,
+    ]
     if check_cli("hostile midi: notewave generate", argv, [out], names=["hostile.mid"]) == "accepted":
         assert Score(str(out)).note_num() >= Score.from_midi(blob).note_num()
     wav = folder / "out" / "render.wav"
@@ -284,7 +336,7 @@ def test_malformed_code_files_through_decode(data, real_codes, tmp_path_factory)
 
 # ---- checkpoints ----------------------------------------------------------------------------
 CHECKPOINTS = {
-    "midi-lm": DEFAULT_SYMBOLIC_CHECKPOINT,
+    "midi-lm": None,  # the tiny composer of the `tiny_checkpoint` fixture (the shipped one may be absent)
     "codec": DATA_DIR / "checkpoints" / "codec",
     "audio-lm": DATA_DIR / "checkpoints" / "audio",
     "transcriber": DATA_DIR / "checkpoints" / "transcriber",
@@ -352,9 +404,9 @@ HOW = [
     cut=st.floats(0.0, 1.0),
     blob=st.binary(min_size=1, max_size=64),
 )
-def test_malformed_checkpoints_through_the_loaders(kind, how, cut, blob, tmp_path_factory):
+def test_malformed_checkpoints_through_the_loaders(kind, how, cut, blob, tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("ckpt") / f"broken-{kind}"
-    shutil.copytree(CHECKPOINTS[kind], folder)
+    shutil.copytree(CHECKPOINTS[kind] or tiny_checkpoint, folder)
     if kind == "audio-lm":
         shutil.copytree(CHECKPOINTS["codec"], folder / "codec")
     corrupt(folder, how, cut, blob)
@@ -363,10 +415,10 @@ def test_malformed_checkpoints_through_the_loaders(kind, how, cut, blob, tmp_pat
 
 @fuzz(8)
 @given(how=st.sampled_from(HOW), cut=st.floats(0.0, 1.0), blob=st.binary(min_size=1, max_size=64))
-def test_malformed_checkpoints_through_the_cli(how, cut, blob, tmp_path_factory):
+def test_malformed_checkpoints_through_the_cli(how, cut, blob, tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("ckpt")
     midi_lm, audio_lm = folder / "broken-midi-lm", folder / "broken-audio-lm"
-    shutil.copytree(CHECKPOINTS["midi-lm"], midi_lm)
+    shutil.copytree(tiny_checkpoint, midi_lm)
     shutil.copytree(CHECKPOINTS["audio-lm"], audio_lm)
     corrupt(midi_lm, how, cut, blob)
     corrupt(audio_lm, how, cut, blob)

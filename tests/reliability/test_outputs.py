@@ -29,11 +29,22 @@ def notewave_process(*argv: object, threads: int = 1) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_same_seed_gives_byte_identical_midi_and_wav_across_processes(tmp_path):
+def test_same_seed_gives_byte_identical_midi_and_wav_across_processes(tmp_path, tiny_checkpoint):
     """Byte-identical for the same seed, inputs and torch thread count (float reductions, and so
     the sampled codes, may differ with another thread count)."""
     threads = torch.get_num_threads()
-    symbolic = ["generate", "--prompt", PROMPT, "--prompt-bars", "3", "--bars", "2", "--seed", "7"]
+    symbolic = [
+        "generate",
+        "--prompt",
+        PROMPT,
+        "--prompt-bars",
+        "3",
+        "--bars",
+        "2",
+        "--checkpoint",
+        tiny_checkpoint,
+    ]
+    symbolic += ["--seed", "7"]
     audio = ["generate-audio", "--melody", PROMPT, "--style", "bach", "--seconds", "1.0", "--seed", "7"]
     here, there = tmp_path / "here", tmp_path / "there"
     for folder in (here, there):
@@ -54,7 +65,7 @@ def test_same_seed_gives_byte_identical_midi_and_wav_across_processes(tmp_path):
     assert digest(here / "d.mid") != digest(here / "c.mid")
 
 
-def test_two_processes_writing_one_path_leave_one_complete_file(tmp_path):
+def test_two_processes_writing_one_path_leave_one_complete_file(tmp_path, tiny_checkpoint):
     """Two renders of different pieces race to the same WAV and two continuations to the same MIDI:
     the survivor is byte-identical to one of the writers' outputs, never a mix or a stub."""
     pieces = [JSB_MIDI_DIR / "test" / f"jsb_test_{i:03d}.mid" for i in (1, 2)]
@@ -79,6 +90,8 @@ def test_two_processes_writing_one_path_leave_one_complete_file(tmp_path):
         "2",
         "--bars",
         "1",
+        "--checkpoint",
+        tiny_checkpoint,
         "--out",
         tmp_path / "race.mid",
     ]

@@ -272,7 +272,9 @@ def transcribe_file(
     says why (see :func:`transcribe`) and that the MIDI file has no notes.
 
     With ``tokens_path`` also writes (atomically) a JSON object ``{"source", "midi", "num_notes",
-    "ids", "tokens"}`` holding ``MidiTokenizer().encode(score)`` ids and their token names.
+    "ids", "tokens"}`` holding the multitrack token ids of the notes
+    (:func:`notewave.symbolic.layout.piece_ids`, no style) and their names; not written when no
+    note was found.
 
     Raises:
         AudioError, CheckpointError, ConfigError: see :func:`transcribe`.
@@ -286,13 +288,15 @@ def transcribe_file(
     out = save_score(score, out_mid)
     if why is not None:
         warnings.warn(f"{why}; wrote {out} without notes (`notewave render` will refuse it)", stacklevel=2)
-    if tokens_path is not None:
-        from notewave.symbolic.tokenizer import MidiTokenizer
+    if tokens_path is not None and score.note_num() > 0:
+        from notewave.symbolic.layout import piece_ids
+        from notewave.symbolic.piece import piece_from_score
+        from notewave.symbolic.vocab import Vocab
 
-        tokenizer = MidiTokenizer()
-        ids = tokenizer.encode(score)
+        vocab = Vocab()
+        ids = piece_ids(vocab, piece_from_score(score, str(out)))
         record = {"source": str(in_wav), "midi": str(out), "num_notes": score.note_num(), "ids": ids}
-        record["tokens"] = [tokenizer.token_name(i) for i in ids]
+        record["tokens"] = [vocab.name(i) for i in ids]
         with atomic_open(tokens_path) as handle:
             json.dump(record, handle)
     return out

@@ -1,0 +1,301 @@
+"""The composer's edits on MIDI: continue, infill and accompany a user's own file.
+
+Each function reads the MIDI (path, bytes or ``symusic.Score``), quantizes it onto its
+own bar grid (:mod:`notewave.symbolic.piece`), lets the model write the new bars or slots
+(:mod:`notewave.symbolic.generate`) and puts only the new notes into a copy of the
+user's score: every track keeps its name, program, drum flag and order, the tempo map,
+time signatures and ticks per quarter stay as they were, and no note outside the edit
+moves. Bars are counted on the score's bar grid (from tick 0, in its meters).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from symusic import Score, Track
+
+from notewave.core.midi import BarGrid, MidiLike, bar_grid, load_score, midi_name
+from notewave.core.sampling import check_sampling_args
+from notewave.errors import ConditioningError, ConfigError, MidiError, TokenizerError
+from notewave.symbolic.decode import Sampling
+from notewave.symbolic.generate import continue_piece, fill_slots
+from notewave.symbolic.model import MidiLM
+from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
+from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
+
+#: Parts ``accompany`` can add: name -> (track name, GM program; ``None``: the melody's program).
+PARTS: dict[str, tuple[tuple[str, int | None], ...]] = {
+    "satb": (("Alto", None), ("Tenor", None), ("Bass", None)),
+    "bass": (("Bass", 33),),
+    "drums": (("Drums", DRUMS),),
+    "piano": (("Piano", 0),),
+    "guitar": (("Guitar", 25),),
+    "strings": (("Strings", 48),),
+    "organ": (("Organ", 19),),
+    "choir": (("Choir", 52),),
+    "brass": (("Brass", 61),),
+    "flute": (("Flute", 73),),
+}
+
+
+def sampling_for(seed: int | None, temperature: float, top_k: int | None, top_p: float | None) -> Sampling:
+    """:class:`Sampling` with a generator seeded by ``seed`` (``None``: nondeterministic).
+
+    Raises:
+        ConfigError: invalid temperature, top-k or top-p.
+    """
+    check_sampling_args(temperature, top_k, top_p)
+    generator = torch.Generator()
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    return Sampling(temperature, top_k, top_p, generator)
+
+
+def first_bars(score: Score, bars: int) -> Score:
+    """Copy of ``score`` cut at the end of bar ``bars`` (notes clipped there).
+
+    Raises:
+        ConfigError: ``bars < 1``.
+        MidiError: no note starts in those bars.
+    """
+    if bars < 1:
+        raise ConfigError(f"prompt_bars must be >= 1, got {bars}")
+    grid = bar_grid(score)
+    grid = grid.extended(max(0, bars - grid.bars))
+    return load_score(score.copy().clip(0, int(grid.lines[bars]), clip_end=True))
+
+
+def read_piece(
+    vocab: Vocab, midi: MidiLike, style: str | None, prompt_bars: int | None = None
+) -> tuple[Score, Piece]:
+    """Load and quantize a user's MIDI (only its first ``prompt_bars`` bars when given), checking it
+    can be edited.
+
+    Raises:
+        MidiError: unreadable, empty or drum-only MIDI.
+        TokenizerError: a meter without a token or more than 16 tracks.
+        ConditioningError: an unknown style.
+    """
+    if style is not None:
+        vocab.style_id(style)
+    name = midi_name(midi)
+    score = load_score(midi, allow_drums_only=False)
+    if prompt_bars is not None:
+        score = first_bars(score, prompt_bars)
+    piece = piece_from_score(score, name)
+    if not len(piece.notes):
+        raise MidiError(f"{name} has no notes in the piano range (MIDI pitches 21..108)")
+    return score, piece
+
+
+def _sounding_tracks(score: Score) -> list[Track]:
+    return [t for t in score.tracks if len(t.notes)]
+
+
+def _add_notes(out: Score, tracks: list[Track], rows: np.ndarray, grid: Any) -> None:
+    for index, notes in place_notes(rows, grid).items():
+        tracks[index].notes.extend(notes)
+    for track in out.tracks:
+        track.notes.sort(key=lambda n: (n.time, n.pitch))
+
+
+def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[tuple[str, int]]:
+    """Parts to add from names such as ``"bass,drums"``, ``"satb"`` or ``"Lead=81"`` (a track name
+    and a GM program, ``-1`` for drums).
+
+    Raises:
+        ConditioningError: an unknown part name or a bad program (the message lists the known parts).
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out: list[tuple[str, int]] = []
+    for item in (i.strip() for i in items):
+        if "=" in item:
+            name, _, program = item.partition("=")
+            try:
+                value = int(program)
+            except ValueError:
+                raise ConditioningError(f"{item!r}: the program after '=' must be -1..127") from None
+            if not -1 <= value <= 127 or not name.strip():
+                raise ConditioningError(f"{item!r}: give NAME=PROGRAM with a program in -1..127")
+            out.append((name.strip(), value))
+        elif item.lower() in PARTS:
+            out.extend((n, melody_program if p is None else p) for n, p in PARTS[item.lower()])
+        else:
+            known = ", ".join(PARTS)
+            raise ConditioningError(f"unknown instrument {item!r}; known: {known}, or NAME=PROGRAM")
+    if not out:
+        raise ConditioningError("give at least one instrument to add")
+    return out
+
+
+def _with_new_tracks(out: Score, piece: Piece, parts: list[tuple[str, int]], name: str) -> list[Track]:
+    """Append empty tracks for ``parts`` to ``out`` and ``piece``; return the tracks of ``out``
+    in piece-track order."""
+    if piece.tracks + len(parts) > MAX_TRACKS:
+        raise TokenizerError(
+            f"{name} has {piece.tracks} tracks; adding {len(parts)} would exceed the {MAX_TRACKS} "
+            "the format holds"
+        )
+    tracks = _sounding_tracks(out)
+    for track_name, program in parts:
+        track = Track(name=track_name, program=max(program, 0), is_drum=program == DRUMS)
+        out.tracks.append(track)
+        tracks.append(out.tracks[-1])
+        piece.programs.append(program)
+        piece.names.append(track_name)
+    return tracks
+
+
+def continue_midi(
+    model: MidiLM,
+    vocab: Vocab,
+    prompt: MidiLike,
+    bars: int = 8,
+    style: str | None = None,
+    instruments: Sequence[str] | str | None = None,
+    prompt_bars: int | None = None,
+    seed: int | None = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = 0.95,
+    progress: bool = False,
+) -> Score:
+    """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
+
+    The continuation starts on the first bar line at or after the prompt's last note-off, in
+    the meter and tempo in force there; every prompt track may play in it (``instruments``
+    adds tracks that join in, see :func:`parse_instruments`). Same ``seed``, same output.
+
+    Raises:
+        MidiError: unreadable, empty, drum-only prompt.
+        TokenizerError: a meter without a token (e.g. 11/8), more than 16 tracks.
+        ConditioningError: an unknown style or instrument.
+        ConfigError: ``bars < 1``, ``prompt_bars < 1`` or bad sampling settings.
+    """
+    if bars < 1:
+        raise ConfigError(f"bars must be >= 1, got {bars}")
+    sampling = sampling_for(seed, temperature, top_k, top_p)
+    score, piece = read_piece(vocab, prompt, style, prompt_bars)
+    out = score.copy()
+    tracks = _sounding_tracks(out)
+    if instruments:
+        program = next((p for p in piece.programs if p != DRUMS), 0)
+        tracks = _with_new_tracks(out, piece, parse_instruments(instruments, program), midi_name(prompt))
+    model.eval()
+    result = continue_piece(model, vocab, piece, bars, sampling, style, progress)
+    grid = bar_grid(score).extended(bars)
+    _add_notes(out, tracks, result.notes[result.notes[:, BAR] >= piece.bars], grid)
+    return out
+
+
+def span_slots(piece: Piece, first: int, last: int, tracks: Sequence[int]) -> list[tuple[int, int]]:
+    """Slots of bars ``first..last`` (1-based, inclusive) and ``tracks`` (piece track indices)."""
+    return [(bar, t) for bar in range(first - 1, last) for t in tracks]
+
+
+def track_indices(piece: Piece, names: Sequence[str] | str | None, name: str) -> list[int]:
+    """Piece track indices of track ``names`` (all tracks for ``None``), matched case-insensitively.
+
+    Raises:
+        ConfigError: a name no track has (the message lists the tracks).
+    """
+    if names is None:
+        return list(range(piece.tracks))
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    lower = [n.lower() for n in piece.names]
+    out = []
+    for item in wanted:
+        if item.lower() not in lower:
+            raise ConfigError(f"{name} has no track {item!r}; its tracks: {', '.join(piece.names)}")
+        out.extend(i for i, n in enumerate(lower) if n == item.lower())
+    if not out:
+        raise ConfigError("give at least one track name")
+    return sorted(set(out))
+
+
+def infill_midi(
+    model: MidiLM,
+    vocab: Vocab,
+    midi: MidiLike,
+    bars: tuple[int, int],
+    tracks: Sequence[str] | str | None = None,
+    style: str | None = None,
+    seed: int | None = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = 0.95,
+    progress: bool = False,
+) -> Score:
+    """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``midi`` in ``tracks`` (track
+    names; default all), from the music on both sides (MMM bar-fill). Notes starting outside
+    the span, or in other tracks, are unchanged note for note.
+
+    Raises:
+        ConfigError: a span of zero bars, reversed, or outside the piece; an unknown track name.
+        MidiError, TokenizerError, ConditioningError: as :func:`continue_midi`.
+    """
+    sampling = sampling_for(seed, temperature, top_k, top_p)
+    score, piece = read_piece(vocab, midi, style)
+    first, last = (int(b) for b in bars)
+    if first < 1 or last < first or last > piece.bars:
+        raise ConfigError(
+            f"infill span {first}-{last} is not inside {midi_name(midi)}, which has bars 1-{piece.bars}"
+        )
+    chosen = track_indices(piece, tracks, midi_name(midi))
+    model.eval()
+    result = fill_slots(
+        model, vocab, piece, span_slots(piece, first, last, chosen), sampling, style, progress
+    )
+    grid = bar_grid(score)
+    # Half a position before each bar line: notes that quantize onto a bar line belong to its bar.
+    half = score.ticks_per_quarter / (2 * POSITIONS_PER_QUARTER)
+    start, stop = int(grid.lines[first - 1]), int(grid.lines[last])
+    out = score.copy()
+    sounding = _sounding_tracks(out)
+    for index in chosen:
+        sounding[index].notes.filter(lambda n: not start - half <= n.time < stop - half, inplace=True)
+    in_span = (result.notes[:, BAR] >= first - 1) & (result.notes[:, BAR] < last)
+    in_tracks = np.isin(result.notes[:, TRACK], chosen)
+    span_grid = BarGrid(grid.lines[: last + 1], grid.meters[:last], grid.ticks_per_quarter)
+    _add_notes(out, sounding, result.notes[in_span & in_tracks], span_grid)  # cut at the span's end
+    return out
+
+
+def accompany_midi(
+    model: MidiLM,
+    vocab: Vocab,
+    midi: MidiLike,
+    add: Sequence[str] | str,
+    style: str | None = None,
+    seed: int | None = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = 0.95,
+    progress: bool = False,
+) -> Score:
+    """Keep every track of ``midi`` and write new ones over its whole length: ``add`` names parts
+    (``"satb"``: Alto, Tenor and Bass under a melody in its program; ``"bass,drums"``;
+    ``"piano"``; ``"Lead=81"``; see :data:`PARTS`), written with MMM bar-fill.
+
+    Raises:
+        ConditioningError: an unknown part or style.
+        TokenizerError: more than 16 tracks with the new ones.
+        MidiError: as :func:`continue_midi`.
+    """
+    sampling = sampling_for(seed, temperature, top_k, top_p)
+    score, piece = read_piece(vocab, midi, style)
+    out = score.copy()
+    program = next((p for p in piece.programs if p != DRUMS), 0)
+    parts = parse_instruments(add, program)
+    before = piece.tracks
+    tracks = _with_new_tracks(out, piece, parts, midi_name(midi))
+    slots = [(bar, t) for bar in range(piece.bars) for t in range(before, piece.tracks)]
+    model.eval()
+    result = fill_slots(model, vocab, piece, slots, sampling, style, progress)
+    _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], bar_grid(score))
+    return out
