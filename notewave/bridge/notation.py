@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from symusic import Note, Score
 
+from notewave.core.midi import bar_grid
 from notewave.errors import ConfigError, MidiError, NotationError
 
 MUSESCORE_COMMAND = "mscore3"
@@ -215,18 +216,10 @@ def _to_musescore_ticks(ticks: np.ndarray | int, tpq: int) -> np.ndarray:
 
 def _bar_lines(score: Score, until: int) -> list[tuple[int, Fraction, int]]:
     """``(tick, bar length in whole notes, meter numerator)`` of each bar from tick 0 until the first
-    bar line at or after ``until``; a bar takes the meter in force at its first tick (4/4 before any)."""
-    tpq = score.ticks_per_quarter
-    changes = sorted((int(ts.time), int(ts.numerator), int(ts.denominator)) for ts in score.time_signatures)
-    bars: list[tuple[int, Fraction, int]] = []
-    tick, meter = 0, (4, 4)
-    while not bars or tick < until:
-        for start, numerator, denominator in changes:
-            if start <= tick:
-                meter = (numerator, max(denominator, 1))
-        bars.append((tick, Fraction(meter[0], meter[1]), meter[0]))
-        tick += max(1, tpq * 4 * meter[0] // meter[1])
-    return bars
+    bar line at or after ``until`` (:func:`notewave.core.midi.bar_grid`: a bar takes the meter in force
+    at its first tick, 4/4 before any)."""
+    grid = bar_grid(score, until)
+    return [(int(tick), Fraction(n, d), n) for tick, (n, d) in zip(grid.lines[:-1], grid.meters, strict=True)]
 
 
 def musescore_bar_count(score: Score) -> int:
