@@ -22,8 +22,9 @@ Also measured: FluidSynth render speed of whole chorales at 32 kHz, our in-proce
 With ``--midi DIR`` (repeatable) the pieces are instead the held-out files of each folder, the
 ones ``notewave train transcriber`` keeps for validation and never trains on (every 20th file by
 sorted path, see :func:`notewave.symbolic.train.split_folder`), the first ``--pieces`` of each:
-e.g. ``--midi data/music21/palestrina --midi data/music21/trecento`` measures music other than
-chorales (more voices, wider ranges, other rhythms).
+e.g. ``--midi data/m21/palestrina --midi data/m21/trecento`` (each written by ``notewave data
+music21 --collections NAME --out data/m21/NAME``) measures music other than chorales (more voices,
+wider ranges, other rhythms).
 
 Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--midi DIR ...]
 [--json OUT]``

@@ -15,11 +15,13 @@ from notewave.symbolic.sources import (
     JSB_ORGAN_PROGRAM,
     JSB_SPLITS,
     MUSIC21_COLLECTIONS,
+    MUSIC21_EXCLUDED,
     convert_jsb,
     export_freedoom,
     export_mma,
-    export_music21_collection,
+    export_music21,
     list_music21_collections,
+    music21_default_jobs,
 )
 
 
@@ -81,21 +83,41 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
     m21 = sub.add_parser(
         "music21",
-        help="export a collection of music21's bundled corpus to MIDI files (offline)",
-        description="Export works of music21's local corpus to MIDI, one file per score.",
+        help="export music21's bundled corpus to split, style-labelled MIDI files with a data card (offline)",
+        description=(
+            "Export the music of music21's local corpus (Bach chorales, Renaissance and medieval vocal "
+            "music, Baroque to Romantic works, ragtime, folk and Irish tune books) to OUT/<split>/*.mid "
+            "(split ~80/10/10 by a hash of the piece; Bach chorales found in the JSB Chorales take the "
+            "JSB split), one track per part with its General MIDI program, plus OUT/DATA_CARD.md and "
+            "OUT/data.json (style, collection, licence per piece). Conversions are cached in OUT/.cache."
+        ),
     )
     m21.add_argument(
+        "--out", type=Path, default=Path("data/music21"), help="output folder (default: data/music21)"
+    )
+    m21.add_argument(
+        "--collections",
         "--collection",
-        default="bach",
-        metavar="NAME",
-        help=f"one of: {', '.join(MUSIC21_COLLECTIONS)} (default: bach, the chorales)",
+        default=None,
+        metavar="A,B,...",
+        help="comma-separated corpus folders (default: all; see --list)",
+    )
+    m21.add_argument("--limit", type=int, default=None, help="export at most N pieces per collection")
+    m21.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="PATTERN",
+        help="only pieces whose key matches this shell pattern (e.g. 'bach/bwv26*'; repeatable)",
     )
     m21.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: data/music21/<collection>)"
+        "--jobs",
+        type=int,
+        default=None,
+        help=f"worker processes (default: {music21_default_jobs()}, at most 2 and the CPU count)",
     )
-    m21.add_argument("--limit", type=int, default=None, help="write at most N MIDI files")
     m21.add_argument(
-        "--list", action="store_true", help="list the collections and their file counts, then exit"
+        "--list", action="store_true", help="list the collections, their styles and piece counts, then exit"
     )
     m21.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     m21.set_defaults(func=_run_music21)
@@ -155,13 +177,30 @@ def _run_jsb(args: argparse.Namespace) -> int:
 def _run_music21(args: argparse.Namespace) -> int:
     if args.list:
         for name, count in list_music21_collections().items():
-            print(f"{name:14s} {count:5d} corpus files")
+            info = MUSIC21_COLLECTIONS[name]
+            print(f"{name:20s} {info.style:12s} {count:6d} pieces  {info.about}")
+        for name, why in MUSIC21_EXCLUDED.items():
+            print(f"{name:20s} {'(left out)':12s} {'':13s} {why}")
         return 0
-    out = args.out if args.out is not None else Path("data") / "music21" / args.collection
-    written, skipped = export_music21_collection(
-        args.collection, out, args.limit, progress=not args.no_progress
+    card = export_music21(
+        args.out,
+        args.collections,
+        args.limit,
+        args.jobs,
+        only=args.only,
+        progress=not args.no_progress,
     )
-    print(f"music21 {args.collection}: {len(written)} MIDI files in {out} ({skipped} works skipped)")
+    _print_card("music21", args.out, card)
+    run, jsb = card["run"], card.get("jsb_dedup", {})
+    styles = ", ".join(f"{name} {count}" for name, count in card["summary"]["styles"].items())
+    print(f"music21: styles: {styles}")
+    if "pieces_matched" in jsb:
+        matched = ", ".join(f"{split} {count}" for split, count in jsb["pieces_matched"].items())
+        print(f"music21: Bach chorales matched in the JSB Chorales, by JSB split: {matched}")
+    print(
+        f"music21: {len(card['skipped'])} pieces skipped, {len(card['duplicates'])} exact duplicates left "
+        f"out; {run['converted']} converted, {run['cached']} from the cache, {run['seconds']} s"
+    )
     return 0
 
 

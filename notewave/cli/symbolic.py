@@ -153,6 +153,7 @@ def _generate(args: argparse.Namespace) -> int:
         bars=args.bars,
         instruments=args.instruments,
         prompt_bars=args.prompt_bars,
+        keep_playing=not args.allow_silent_tracks,
         **_sampling(args),
     )
     from notewave.core.midi import load_score
@@ -176,6 +177,11 @@ def add_generate_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt-bars", type=int, default=None, help="use only the first N bars of the prompt")
     p.add_argument(
         "--instruments", default=None, help="parts that join in, e.g. bass,drums or Lead=81 (GM program)"
+    )
+    p.add_argument(
+        "--allow-silent-tracks",
+        action="store_true",
+        help="let tracks that play at the end of the prompt rest for whole bars (default: they play on)",
     )
     p.add_argument("--out", required=True, type=Path, help="output MIDI file (prompt + continuation)")
     _sampling_options(p)

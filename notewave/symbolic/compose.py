@@ -164,12 +164,15 @@ def continue_midi(
     top_k: int | None = None,
     top_p: float | None = 0.95,
     progress: bool = False,
+    keep_playing: bool = True,
 ) -> Score:
     """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
 
     The continuation starts on the first bar line at or after the prompt's last note-off, in
     the meter and tempo in force there; every prompt track may play in it (``instruments``
-    adds tracks that join in, see :func:`parse_instruments`). Same ``seed``, same output.
+    adds tracks that join in, see :func:`parse_instruments`), and with ``keep_playing`` every
+    track that plays in the prompt's last bar plays in every new bar, drums included (the
+    grammar refuses to close its bar before a note). Same ``seed``, same output.
 
     Raises:
         MidiError: unreadable, empty, drum-only prompt.
@@ -187,7 +190,7 @@ def continue_midi(
         program = next((p for p in piece.programs if p != DRUMS), 0)
         tracks = _with_new_tracks(out, piece, parse_instruments(instruments, program), midi_name(prompt))
     model.eval()
-    result = continue_piece(model, vocab, piece, bars, sampling, style, progress)
+    result = continue_piece(model, vocab, piece, bars, sampling, style, progress, keep_playing)
     grid = bar_grid(score).extended(bars)
     _add_notes(out, tracks, result.notes[result.notes[:, BAR] >= piece.bars], grid)
     return out

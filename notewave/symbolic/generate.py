@@ -56,14 +56,19 @@ def continue_piece(
     sampling: Sampling,
     style: str | None = None,
     progress: bool = False,
+    keep_playing: bool = True,
 ) -> Piece:
     """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks.
+
+    ``keep_playing``: every track with a note in the piece's last bar plays (at least one onset)
+    in every new bar (a grammar constraint; the model chooses what).
 
     Raises:
         ConditioningError: an unknown style.
     """
     meter, tempo = piece.meters[-1], float(piece.tempos[-1])
-    grammar = Grammar(vocab, piece.programs)
+    active = np.unique(piece.bar_notes(piece.bars - 1)[:, TRACK]) if keep_playing else []
+    grammar = Grammar(vocab, piece.programs, active=active)
     history = _bar_tokens(vocab, piece)
     new: list[list[int]] = []
     decoder = Decoder(model, grammar, sampling)

@@ -56,6 +56,8 @@ class Grammar:
         programs: GM program of each track in the header (``-1`` drums).
         allow_eos: whether ``EOS`` may end a bar's last track.
         allow_meter, allow_tempo: whether a bar may open with ``TimeSig`` / ``Tempo``.
+        active: tracks that must play (at least one onset) in every bar they are written in, outside
+            fills: how a continuation keeps every part that plays at the end of the prompt going.
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Grammar:
         allow_eos: bool = False,
         allow_meter: bool = False,
         allow_tempo: bool = False,
+        active: Iterable[int] = (),
     ):
         self.vocab = vocab
+        self.active = frozenset(int(t) for t in active)
         self.programs = [int(p) for p in programs]
         self.allow_eos = allow_eos
         self.allow_meter = allow_meter
@@ -122,7 +126,8 @@ class Grammar:
                 pitches = self._pitches(state)
                 if len(pitches):
                     allowed[spans["Pitch"].start + pitches.start : spans["Pitch"].start + pitches.stop] = True
-            allowed[self._ends(state)] = True
+            if phase == "note" or state.fill or state.track not in self.active:
+                allowed[self._ends(state)] = True
         elif phase == "pos":
             pitches = self._pitches(state)
             allowed[spans["Pitch"].start + pitches.start : spans["Pitch"].start + pitches.stop] = True

@@ -173,8 +173,11 @@ def test_missing_split_and_bad_options(tmp_path):
 
 
 def test_export_music21_bach(tmp_path):
-    written = export_music21("bach", tmp_path, limit=3, progress=False)
-    assert len(written) == 3 and sorted(tmp_path.iterdir()) == sorted(written)
+    card = export_music21(tmp_path, "bach", limit=3, jobs=1, progress=False)
+    written = sorted(tmp_path.glob("*/*.mid"))
+    assert len(written) == 3 and sorted(p["file"] for p in card["pieces"]) == [
+        p.relative_to(tmp_path).as_posix() for p in written
+    ]
     for path in written:
         assert path.name.startswith("bach_bwv") and path.suffix == ".mid"
         score = symusic.Score(path)
@@ -183,7 +186,7 @@ def test_export_music21_bach(tmp_path):
 
 def test_music21_collections():
     with pytest.raises(ConfigError, match="known collections: bach"):
-        export_music21("no-such-composer", Path("unused"), limit=1)
+        export_music21(Path("unused"), "no-such-composer", limit=1)
     counts = list_music21_collections()
     assert set(counts) == set(MUSIC21_COLLECTIONS)
     assert counts["bach"] > 300 and all(count > 0 for count in counts.values())
@@ -199,7 +202,7 @@ def test_cli(jsb_json, tmp_path, capsys):
     args = parser.parse_args(
         ["data", "music21", "--collection", "bach", "--out", str(tmp_path / "m"), "--limit", "1"]
     )
-    assert args.func(args) == 0 and len(list((tmp_path / "m").glob("*.mid"))) == 1
+    assert args.func(args) == 0 and len(list((tmp_path / "m").glob("*/*.mid"))) == 1
     args = parser.parse_args(["data", "music21", "--collection", "nobody"])
     with pytest.raises(NotewaveError):
         args.func(args)

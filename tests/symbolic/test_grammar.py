@@ -230,3 +230,21 @@ def test_constrained_fill_samples_decode(tiny_model, jsb_test_files):
         new = parsed.notes[(parsed.notes[:, BAR] == 1) & (parsed.notes[:, TRACK] == 2)]
         assert len(new) == sum(VOCAB.kind(i) == "Dur" for i in ids)
         assert new[:, POS].max(initial=0) < 48 and new[:, PITCH].min(initial=60) >= PITCH_RANGE[0]
+
+
+def test_active_tracks_play_in_every_bar_they_are_written_in():
+    vocab = Vocab()
+    grammar = Grammar(vocab, [19, DRUMS], active=[1])
+    meter = (4, 4)
+    track1 = vocab.spans["Track"].id(1)
+    # Track 0 is not active: it may close its (empty) segment at once.
+    assert bool(grammar.mask(grammar.segment_state(0, meter))[track1])
+    # Track 1 (the drums) is active: no Bar before its first note, Bar allowed after one.
+    state = grammar.segment_state(1, meter)
+    assert not bool(grammar.mask(state)[vocab.bar_id])
+    for name in ("Pos_0", "Pitch_36", "Vel_10", "Dur_2"):
+        state = grammar.advance(state, vocab[name])
+        assert state is not None
+    assert bool(grammar.mask(state)[vocab.bar_id])
+    # In a fill the slot may stay empty: FillEnd is allowed at once.
+    assert bool(grammar.mask(grammar.segment_state(1, meter, fill=True))[vocab["FillEnd"]])

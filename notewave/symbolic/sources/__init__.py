@@ -2,13 +2,14 @@
 corpus, Freedoom's game music and MMA's accompaniment grooves.
 
 The conversion code lives in :mod:`notewave.symbolic.sources.jsb`,
-:mod:`notewave.symbolic.sources.music21`, :mod:`notewave.symbolic.sources.freedoom` and
+:mod:`notewave.symbolic.sources.music21` (with ``music21_collections``, ``music21_convert``,
+``music21_jsb`` and ``music21_card``), :mod:`notewave.symbolic.sources.freedoom` and
 :mod:`notewave.symbolic.sources.mma` (data card and splits:
 :mod:`notewave.symbolic.sources.card`); this package re-exports their public API.
 The command line (:mod:`notewave.cli.data`)::
 
     notewave data jsb [JSON_PATH] [--out data/jsb] [--splits train valid test] [--tempo 80] [--program 19]
-    notewave data music21 --collection bach [--out data/music21/<collection>] [--limit N]
+    notewave data music21 [--out data/music21] [--collections a,b,...] [--limit N] [--jobs N]
     notewave data music21 --list
     notewave data freedoom [--out data/freedoom]
     notewave data mma [--out data/mma] [--limit N] [--jobs N]
@@ -45,13 +46,18 @@ from notewave.symbolic.sources.mma import (
     groove_style,
     library_grooves,
 )
-from notewave.symbolic.sources.music21 import (
+from notewave.symbolic.sources.music21 import default_jobs as music21_default_jobs
+from notewave.symbolic.sources.music21 import export_music21
+from notewave.symbolic.sources.music21_collections import (
     MUSIC21_COLLECTIONS,
-    export_music21,
-    export_music21_collection,
+    MUSIC21_EXCLUDED,
+    MUSIC21_STYLES,
+    Music21Collection,
+    Music21Piece,
     list_music21_collections,
-    music21_collection_files,
+    music21_pieces,
 )
+from notewave.symbolic.sources.music21_jsb import match_jsb
 
 __all__ = [
     "FREEDOOM_WADS",
@@ -63,6 +69,10 @@ __all__ = [
     "JSB_VELOCITY",
     "JSB_VOICES",
     "MUSIC21_COLLECTIONS",
+    "MUSIC21_EXCLUDED",
+    "MUSIC21_STYLES",
+    "Music21Collection",
+    "Music21Piece",
     "SPLITS",
     "STYLE_PREFIXES",
     "WadLump",
@@ -72,14 +82,15 @@ __all__ = [
     "export_freedoom",
     "export_mma",
     "export_music21",
-    "export_music21_collection",
     "groove_song",
     "groove_style",
     "jsb_chorale_to_score",
     "library_grooves",
     "list_music21_collections",
     "load_jsb_json",
-    "music21_collection_files",
+    "match_jsb",
+    "music21_default_jobs",
+    "music21_pieces",
     "piece_stats",
     "read_wad",
     "split_for",

@@ -213,13 +213,23 @@ def summarise(pieces: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_card(
-    out: Path, title: str, source: dict[str, Any], pieces: Sequence[dict[str, Any]], notes: Sequence[str]
+    out: Path,
+    title: str,
+    source: dict[str, Any],
+    pieces: Sequence[dict[str, Any]],
+    notes: Sequence[str],
+    *,
+    extra: dict[str, Any] | None = None,
+    sections: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> dict[str, Any]:
     """Write ``out/data.json`` and ``out/DATA_CARD.md`` atomically; return the JSON object.
 
-    ``source`` describes the origin (package, version, licence, files); ``pieces`` are
-    the per-piece records (``file`` relative to ``out``, ``split``, ``style``, ...);
-    ``notes`` are free-text lines for the card (method, caveats, skipped items).
+    ``source`` describes the origin: a Debian package (``package``, ``version``,
+    ``licence``, ``files``) or another origin (``name``, ``version``, ``licence``, ...);
+    ``pieces`` are the per-piece records (``file`` relative to ``out``, ``split``,
+    ``style``, ...); ``notes`` are free-text lines for the card (method, caveats, skipped
+    items). ``extra`` adds top-level keys to ``data.json`` (before ``pieces``);
+    ``sections`` adds ``(heading, markdown lines)`` sections to the card after the notes.
     """
     summary = summarise(pieces)
     card = {
@@ -228,17 +238,18 @@ def write_card(
         "split_rule": SPLIT_RULE,
         "summary": summary,
         "notes": list(notes),
+        **(extra or {}),
         "pieces": sorted(pieces, key=lambda piece: piece["file"]),
     }
     with atomic_open(out / "data.json") as handle:
         json.dump(card, handle, indent=1, sort_keys=False)
         handle.write("\n")
     with atomic_open(out / "DATA_CARD.md") as handle:
-        handle.write(_card_markdown(card))
+        handle.write(_card_markdown(card, sections))
     return card
 
 
-def _card_markdown(card: dict[str, Any]) -> str:
+def _card_markdown(card: dict[str, Any], sections: Sequence[tuple[str, Sequence[str]]] = ()) -> str:
     summary, source = card["summary"], card["source"]
     families = Counter()
     for program, count in summary["programs"].items():
@@ -246,7 +257,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# {card['title']}",
         "",
-        f"- Source: Debian package `{source['package']}` {source['version']}",
+        f"- Source: Debian package `{source['package']}` {source['version']}"
+        if "package" in source
+        else f"- Source: {source['name']} {source['version']}",
         f"- Licence: {source['licence']}",
         f"- Pieces: {summary['pieces']} ("
         + ", ".join(f"{k} {v}" for k, v in summary["splits"].items())
@@ -264,6 +277,7 @@ def _card_markdown(card: dict[str, Any]) -> str:
         "",
         *[f"- {note}" for note in card["notes"]],
         "",
+        *[line for heading, body in sections for line in (f"## {heading}", "", *body, "")],
         "## Pieces",
         "",
         "| file | style | bars | seconds | pitched | drums |",
