@@ -66,6 +66,23 @@ def load_score(midi: MidiLike, *, allow_drums_only: bool = True) -> Score:
     return score
 
 
+END_MARKER = "End"
+
+
+def end_at(score: Score, tick: int) -> Score:
+    """Make ``score`` last until ``tick`` (its final bar line) even when its last bars are rests.
+
+    Puts a marker :data:`END_MARKER` at ``tick`` (replacing an earlier one): ``score.end()`` and
+    :func:`bar_grid` then count the bars up to it, and a saved MIDI file's End of Track falls on
+    it, so DAWs show the rests. Returns ``score`` (changed in place).
+    """
+    from symusic import TextMeta
+
+    score.markers.filter(lambda m: m.text != END_MARKER, inplace=True)
+    score.markers.append(TextMeta(int(tick), END_MARKER))
+    return score
+
+
 def save_score(score: Score, path: str | os.PathLike[str]) -> Path:
     """Write ``score`` to the MIDI file ``path`` atomically; returns the path."""
     target = Path(path)

@@ -15,7 +15,7 @@ from typing import Any
 from symusic import Score
 
 from notewave.bridge.notation import finish_at_bar
-from notewave.core.midi import MidiLike, bar_grid, save_score
+from notewave.core.midi import MidiLike, bar_grid, end_at, save_score
 from notewave.errors import CheckpointError, TokenizerError
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 from notewave.symbolic import compose
@@ -95,6 +95,8 @@ class Composer:
     @staticmethod
     def save(score: Score, path: str | os.PathLike[str]) -> Path:
         """Write ``score`` atomically as MIDI, ended on its last bar line the way notation programs
-        count bars (:func:`notewave.bridge.notation.finish_at_bar`)."""
-        grid = bar_grid(score)
-        return save_score(finish_at_bar(score, int(grid.lines[-1])), path)
+        count bars (:func:`notewave.bridge.notation.finish_at_bar`); the file's End of Track falls
+        on that bar line, rests at the end included (:func:`notewave.core.midi.end_at`; MuseScore
+        itself drops trailing bars that hold no note)."""
+        end = int(bar_grid(score).lines[-1])
+        return save_score(end_at(finish_at_bar(score, end), end), path)

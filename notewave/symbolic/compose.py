@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from symusic import Score, Track
 
-from notewave.core.midi import BarGrid, MidiLike, bar_grid, load_score, midi_name
+from notewave.core.midi import BarGrid, MidiLike, bar_grid, end_at, load_score, midi_name
 from notewave.core.sampling import check_sampling_args
 from notewave.errors import ConditioningError, ConfigError, MidiError, TokenizerError
 from notewave.symbolic.decode import Sampling
@@ -193,7 +193,7 @@ def continue_midi(
     result = continue_piece(model, vocab, piece, bars, sampling, style, progress, keep_playing)
     grid = bar_grid(score).extended(bars)
     _add_notes(out, tracks, result.notes[result.notes[:, BAR] >= piece.bars], grid)
-    return out
+    return end_at(out, int(grid.lines[-1]))  # new bars that rest still count
 
 
 def span_slots(piece: Piece, first: int, last: int, tracks: Sequence[int]) -> list[tuple[int, int]]:
@@ -266,7 +266,7 @@ def infill_midi(
     in_tracks = np.isin(result.notes[:, TRACK], chosen)
     span_grid = BarGrid(grid.lines[: last + 1], grid.meters[:last], grid.ticks_per_quarter)
     _add_notes(out, sounding, result.notes[in_span & in_tracks], span_grid)  # cut at the span's end
-    return out
+    return end_at(out, int(grid.lines[-1]))  # a final span infilled as rests still counts
 
 
 def accompany_midi(
@@ -300,5 +300,6 @@ def accompany_midi(
     slots = [(bar, t) for bar in range(piece.bars) for t in range(before, piece.tracks)]
     model.eval()
     result = fill_slots(model, vocab, piece, slots, sampling, style, progress)
-    _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], bar_grid(score))
-    return out
+    grid = bar_grid(score)
+    _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], grid)
+    return end_at(out, int(grid.lines[-1]))
