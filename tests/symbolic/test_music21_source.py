@@ -14,6 +14,7 @@ import pytest
 import symusic
 
 from notewave.cli.data import add_cli
+from notewave.core.midi import bar_grid
 from notewave.errors import ConfigError, DataError, NotewaveError
 from notewave.symbolic.sources import (
     MUSIC21_COLLECTIONS,
@@ -117,6 +118,27 @@ def test_track_names_and_programs(export, by_origin):
     assert all(not t.is_drum for p in by_origin.values() for t in symusic.Score(out / p["file"]).tracks)
 
 
+@pytest.mark.parametrize(("origin", "pickup"), [("bach/bwv1.6", 1.0), ("oneills1850/0001-0050#7", 0.5)])
+def test_pickup_is_padded_so_bar_lines_fall_where_the_score_has_them(export, by_origin, origin, pickup):
+    from music21 import corpus, stream
+
+    out, _ = export
+    score = symusic.Score(out / by_origin[origin]["file"])
+    name, _, number = origin.partition("#")
+    parsed = corpus.parse(name, number=int(number)) if number else corpus.parse(name)
+    parsed = parsed.scores[0] if isinstance(parsed, stream.Opus) else parsed
+    measures = list(parsed.parts[0].getElementsByClass(stream.Measure))
+    bar = float(measures[1].barDuration.quarterLength)
+    assert float(measures[1].offset) == pickup  # the score starts with a pickup of this length
+    pad = round((bar - pickup) * 480)
+    first = min(n.time for t in score.tracks for n in t.notes)
+    assert first == pad  # rests before the pickup fill the first bar
+    grid = bar_grid(score)
+    for measure in measures[1:9]:  # the score's next bar lines are the MIDI's (repeats come later)
+        assert pad + round(float(measure.offset) * 480) in set(grid.lines.tolist())
+    assert by_origin[origin]["pickup_padding_quarters"] == bar - pickup
+
+
 def test_nottingham_chords_sound_the_chord_symbols(export, by_origin):
     """Little Czech Number: ``|:E|"Am"A^G A"E7"B|"Am"cB c"E7"d|"Am"e^d e"Dm"f|"Am"e2 -"Am/c"e2|...``."""
     out, _ = export
@@ -130,15 +152,15 @@ def test_nottingham_chords_sound_the_chord_symbols(export, by_origin):
     am, e7, dm = {9, 0, 4}, {4, 8, 11, 2}, {2, 5, 9}
     expected = [am, e7, am, e7, am, dm, am, am]  # the last one is Am/C: bass C, same pitch classes
     assert [{p % 12 for p in onsets[t]} for t in starts[:8]] == expected
-    # 4/4 with quarter-note units after a 1-beat pickup: Am on bar 1's first beat (offset 1), E7 on its
-    # fourth (offset 4), ..., Am/c on the third beat of bar 4 (offset 15).
-    assert starts[:8] == [q * tpq for q in (1, 4, 5, 8, 9, 12, 13, 15)]
+    # 4/4 after a 1-beat pickup, padded with 3 beats of rest: Am on bar 2's first beat (tick 4 quarters),
+    # E7 on its fourth, ..., Am/c on the third beat of bar 5.
+    assert starts[:8] == [(q + 3) * tpq for q in (1, 4, 5, 8, 9, 12, 13, 15)]
     assert min(onsets[starts[7]]) % 12 == 0  # Am/c: C is the lowest note
     for note in chords.notes:
         assert 48 <= min(onsets[note.time]) <= 59 and note.velocity == 64
         later = [t for t in starts if t > note.time]
         assert not later or note.time + note.duration <= later[0]  # a chord ends where the next begins
-    assert melody.notes[0].time == 0 and melody.notes[0].pitch == 64  # the pickup E
+    assert melody.notes[0].time == 3 * tpq and melody.notes[0].pitch == 64  # the pickup E, last beat of bar 1
 
 
 def test_jsb_test_chorale_is_kept_out_of_train(export, by_origin, jsb):

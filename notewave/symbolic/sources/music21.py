@@ -40,6 +40,7 @@ from notewave.errors import ConfigError, DataError
 from notewave.symbolic.sources.card import load_midi_bytes, piece_stats, remove_stale, split_for, write_card
 from notewave.symbolic.sources.card import write_piece as _write_piece
 from notewave.symbolic.sources.jsb import default_jsb_json, load_jsb_json
+from notewave.symbolic.sources.music21_cache import cache_file, read_cache, write_cache
 from notewave.symbolic.sources.music21_card import card_contents
 from notewave.symbolic.sources.music21_collections import (
     MUSIC21_COLLECTIONS,
@@ -50,7 +51,7 @@ from notewave.symbolic.sources.music21_collections import (
     music21_pieces,
     resolve_collections,
 )
-from notewave.symbolic.sources.music21_convert import cache_file, convert_piece, read_cache, write_cache
+from notewave.symbolic.sources.music21_convert import convert_piece
 from notewave.symbolic.sources.music21_jsb import jsb_references, match_jsb
 
 __all__ = [
@@ -99,8 +100,12 @@ def _convert_all(
 
 
 def _notes_hash(score: symusic.Score) -> str:
-    """SHA-256 of every note's (onset, duration, pitch) in ticks, all tracks, sorted."""
+    """SHA-256 of every note's (onset, duration, pitch) in ticks, all tracks, sorted; onsets
+    count from the first note, so that one tune notated with and without a pickup bar (padded
+    differently) is still the same notes."""
     notes = sorted((note.time, note.duration, note.pitch) for track in score.tracks for note in track.notes)
+    start = notes[0][0] if notes else 0
+    notes = [(time - start, duration, pitch) for time, duration, pitch in notes]
     return hashlib.sha256(repr((int(score.ticks_per_quarter), notes)).encode()).hexdigest()
 
 
@@ -196,6 +201,7 @@ def export_music21(
             "tracks": [track["name"] for track in result["tracks"]],
             "chord_symbols": result.get("chord_symbols", 0),
             "repeats_expanded": result.get("repeats_expanded", True),
+            "pickup_padding_quarters": result.get("pickup_padding_quarters", 0.0),
             "sha256": hashlib.sha256(result["midi"]).hexdigest(),
             "notes_sha256": notes,
             **piece_stats(score),

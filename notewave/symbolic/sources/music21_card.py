@@ -123,7 +123,9 @@ def card_contents(
         "grace notes dropped; velocity from the latest dynamic mark, 80 before one; the score's tempo "
         "marks, else 120 BPM, 80 BPM for the Bach chorales like data/jsb; time and key signatures). "
         f"{sum(1 for r in records if not r['repeats_expanded'])} pieces whose repeats music21 cannot "
-        "expand are written as notated.",
+        "expand are written as notated. "
+        f"{sum(1 for r in records if r.get('pickup_padding_quarters'))} pieces start with a pickup: "
+        "rests before it fill the first bar, so that bar lines fall where the score has them.",
         "Tracks: one per part, named after it. Programs (zero-based GM): a part named after an instrument "
         "gets that instrument; otherwise the file's music21 instrument where the collection's files are "
         "trusted (quartets, piano and song collections); otherwise singers get the collection's voice "

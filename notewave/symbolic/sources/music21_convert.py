@@ -10,32 +10,30 @@ one track per part with notes, named after the part, with the General MIDI progr
 tempo marks (else the collection's tempo or 120 BPM), time and key signatures. Chord
 symbols are not notes of a part; in lead-sheet collections they become a ``Chords``
 track (:func:`chord_notes`). It never raises: failures come back as ``{"ok": False,
-"error": ...}``. :func:`write_cache` keeps a result (failures too) in the file named by
-:func:`cache_file`, ``CACHE/<piece>-<hash>.json``; the hash covers the corpus file's
-path, size and modification time, the tune number, the collection's conversion settings
-(programs, chords, voices, tempo), music21's version and :data:`MUSIC21_SOURCE_VERSION`.
+"error": ...}`` (:mod:`~notewave.symbolic.sources.music21_cache` keeps them).
+
+A pickup (an anacrusis: a first measure shorter than the second measure's bar) is padded
+with rests at the start so that every later bar line of the MIDI falls where the score has
+it, and the first bar carries the second measure's time signature (ABC files give a pickup
+its own meter, such as 1/8, which would otherwise be a bar of its own); see
+:func:`pickup_padding`.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
-import json
 import math
 import re
 import signal
 import threading
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from notewave.core.io import atomic_open
 from notewave.symbolic.sources.music21_collections import MUSIC21_COLLECTIONS, Music21Collection, Music21Piece
 
 #: Bump when the conversion changes its output: it invalidates every cache entry.
-MUSIC21_SOURCE_VERSION = 1
+MUSIC21_SOURCE_VERSION = 2  # 2: pickups padded to a full bar
 CONVERT_TIMEOUT_S = 900  # one piece; the largest (Beethoven quartet movements) take about a minute
 TICKS_PER_QUARTER = 480
 DEFAULT_TEMPO_BPM = 120.0  # MIDI's default, used where a score has no tempo mark
@@ -45,7 +43,7 @@ CHORD_VELOCITY = 64
 CHORD_LOWEST = 48  # lowest note of a realised chord lies in MIDI 48..59
 VOCAL = -1
 # The Music21Collection fields that change a conversion (the others only label or list pieces).
-_CONVERSION_FIELDS = ("program", "voice_program", "trust_instruments", "chords", "voices", "tempo_bpm")
+CONVERSION_FIELDS = ("program", "voice_program", "trust_instruments", "chords", "voices", "tempo_bpm")
 # Part-name patterns -> GM program (VOCAL for singers). Compound names are tried first; then the
 # pattern matching earliest in the name wins ("Soprano Oboe 1,2 Violin1" is a singer).
 _COMPOUND_PROGRAMS = (
@@ -260,6 +258,54 @@ def _unshare(score: Any) -> None:
                 seen.add(id(element))
 
 
+def pickup_padding(part: Any) -> tuple[float, tuple[int, int] | None]:
+    """Rests to put before a pickup measure, in quarter notes, and the meter of the first full bar.
+
+    A part whose first measure lasts less than the second measure's bar (``barDuration``)
+    starts with a pickup; the padding is the difference. Returns ``(0.0, None)`` for a part
+    with no pickup (or fewer than two measures).
+    """
+    from music21 import stream
+
+    measures = list(part.getElementsByClass(stream.Measure)[:2])
+    if len(measures) < 2:
+        return 0.0, None
+    first, second = measures
+    length = float(second.offset) - float(first.offset)
+    bar = float(second.barDuration.quarterLength)
+    if not 0 < length < bar - 1e-6:
+        return 0.0, None
+    sig = second.getContextByClass("TimeSignature")
+    return bar - length, (int(sig.numerator), int(sig.denominator)) if sig is not None else None
+
+
+def _shift(result: Any, pad: int, meter: tuple[int, int] | None) -> None:
+    """Move every note and later conductor event of ``result`` ``pad`` ticks on; bar 1 takes ``meter``.
+
+    Events at tick 0 (the opening tempo and key) stay at tick 0; the pickup's own time
+    signature gives way to ``meter``; a time signature equal to the one before it is dropped.
+    """
+    import symusic
+
+    for track in result.tracks:
+        for note in track.notes:
+            note.time += pad
+    for events in (result.tempos, result.key_signatures):
+        for event in events:
+            if event.time > 0:
+                event.time += pad
+    signatures = [(0, *meter)] if meter is not None else []
+    for sig in result.time_signatures:
+        if meter is None or sig.time > 0:
+            signatures.append((sig.time + pad if sig.time > 0 else 0, sig.numerator, sig.denominator))
+    result.time_signatures.clear()
+    previous = None
+    for tick, numerator, denominator in signatures:
+        if (numerator, denominator) != previous:
+            result.time_signatures.append(symusic.TimeSignature(tick, numerator, denominator))
+        previous = (numerator, denominator)
+
+
 def _convert(piece: Music21Piece, root: Path) -> dict[str, Any]:
     import symusic
     from music21 import converter, harmony, stream
@@ -303,6 +349,9 @@ def _convert(piece: Music21Piece, root: Path) -> dict[str, Any]:
             track.notes.append(symusic.Note(tick, duration, pitch, CHORD_VELOCITY))
         if len(track.notes) > 0:
             result.tracks.append(track)
+    pad, meter = pickup_padding(parts[0])
+    if pad > 0:
+        _shift(result, round(pad * TICKS_PER_QUARTER), meter)
     md = score.metadata
     return {
         "midi": result.dumps_midi(),
@@ -311,6 +360,7 @@ def _convert(piece: Music21Piece, root: Path) -> dict[str, Any]:
         "tracks": [{"name": track.name, "program": int(track.program)} for track in result.tracks],
         "chord_symbols": len(symbols),
         "repeats_expanded": expanded,
+        "pickup_padding_quarters": pad,
     }
 
 
@@ -349,47 +399,3 @@ def convert_piece(piece: Music21Piece, root: Path) -> dict[str, Any]:
         if timed:
             signal.alarm(0)
             signal.signal(signal.SIGALRM, previous)
-
-
-def cache_file(cache_dir: Path, piece: Music21Piece, root: Path) -> Path:
-    """The cache file of ``piece`` (see the module docstring for what its hash covers).
-
-    Raises:
-        OSError: the corpus file cannot be stat'ed.
-    """
-    stat = (root / piece.path).stat()
-    info = MUSIC21_COLLECTIONS[piece.collection]
-    facts = [
-        MUSIC21_SOURCE_VERSION,
-        metadata.version("music21"),
-        piece.path,
-        piece.number,
-        piece.voices,
-        stat.st_size,
-        stat.st_mtime_ns,
-        {name: getattr(info, name) for name in _CONVERSION_FIELDS},
-    ]
-    digest = hashlib.sha256(json.dumps(facts, sort_keys=True, default=sorted).encode()).hexdigest()[:16]
-    return cache_dir / f"{piece.name[:-4]}-{digest}.json"
-
-
-def read_cache(path: Path) -> dict[str, Any] | None:
-    """A cached result, or None when the file is missing or unreadable."""
-    try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        if entry.get("ok"):
-            entry["midi"] = base64.b64decode(entry["midi"])
-        return entry
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def write_cache(path: Path, result: dict[str, Any]) -> None:
-    """Store a result of :func:`convert_piece` atomically (a timed-out one is not stored)."""
-    if result.get("timeout"):
-        return
-    entry = dict(result)
-    if entry.get("ok"):
-        entry["midi"] = base64.b64encode(entry["midi"]).decode("ascii")
-    with atomic_open(path) as handle:
-        json.dump(entry, handle)
