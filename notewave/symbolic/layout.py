@@ -239,3 +239,36 @@ def note_count(vocab: Vocab, ids: Iterable[int]) -> int:
     """Number of complete notes (``Dur`` tokens) in ids."""
     dur = vocab.spans["Dur"]
     return sum(1 for i in ids if dur.start <= int(i) < dur.stop)
+
+
+def ids_to_text(vocab: Vocab, ids: Iterable[int], width: int = 100) -> str:
+    """The ids as token names laid out like ``docs/tokens.md``: the header on one line, then a line
+    per ``Bar`` and per ``FillStart``, each track's events on their own indented line(s).
+
+    Args:
+        vocab: the vocabulary of ``ids``.
+        ids: token ids (any sequence the model reads or writes).
+        width: wrap a track's events at about this many characters (continuation lines indented).
+
+    Returns:
+        Multi-line text; ``ids_to_text(v, ids).split()`` gives back ``[v.name(i) for i in ids]``.
+    """
+    lines: list[list[str]] = [[]]
+    for token in ids:
+        name = vocab.name(int(token))
+        if name in ("Bar", "FillStart", "EOS") or (
+            name.startswith("Track_") and lines[-1][:1] != ["FillStart"]
+        ):
+            lines.append([])
+        lines[-1].append(name)
+    out: list[str] = []
+    for words in (w for w in lines if w):
+        indent = "    " if words[0].startswith("Track_") else ""
+        line = indent
+        for word in words:
+            if len(line) + len(word) > width and line.strip():
+                out.append(line.rstrip())
+                line = indent + "        "
+            line += word + " "
+        out.append(line.rstrip())
+    return "\n".join(out)

@@ -108,14 +108,14 @@ def plot_codebook_usage(codes: torch.Tensor, codebook_size: int, path: str | os.
 
     ``codes``: int ``[B, K, T]``. Each panel's title gives its perplexity and dead-code share.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend (a notebook's) is left alone
 
     usage = codebook_usage(codes, codebook_size)
     k = codes.shape[1]
-    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 2.8), squeeze=False, sharey=True)
+    fig = Figure(figsize=(3.2 * k, 2.8))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, k, squeeze=False, sharey=True)
     for i, ax in enumerate(axes[0]):
         counts = torch.bincount(codes[:, i].reshape(-1).long(), minlength=codebook_size).sort(descending=True)
         ax.bar(np.arange(codebook_size), counts.values.numpy(), width=1.0, color="tab:blue")
@@ -130,7 +130,6 @@ def plot_codebook_usage(codes: torch.Tensor, codebook_size: int, path: str | os.
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
     return Path(path)
 
 
