@@ -9,19 +9,22 @@ SoundFont (TimGM6mb, FluidR3_GM) at 22.05 kHz mono. Program families:
   on, with unseen pieces;
 * string ensemble (48) and choir aahs (52): the GM "ensemble" family (48-55), held out of training.
 
-Metrics: ``mir_eval.transcription.precision_recall_f1_overlap`` with a 50 ms onset tolerance,
-onset-only (``offset_ratio=None``) and with offsets (within 20 % of the note or 50 ms), F1
-averaged over pieces; speed as x real time (audio seconds / transcription wall seconds, audio
-loading and resampling included) on one CPU thread. basic-pitch (Bittner et al. 2022, ICASSP;
-ONNX model, default thresholds) runs side by side when importable, else its columns are n/a.
+The excerpt, render, transcription and scoring are those of ``notewave eval roundtrip``
+(:mod:`notewave.bridge.roundtrip`). Metrics: ``mir_eval.transcription.precision_recall_f1_overlap``
+with a 50 ms onset tolerance, onset-only (``offset_ratio=None``) and with offsets (within 20 % of
+the note or 50 ms), F1 averaged over pieces; speed as x real time (audio seconds / transcription
+wall seconds, resampling included; basic-pitch also loads the WAV file) on one CPU thread.
+basic-pitch (Bittner et al. 2022, ICASSP; ONNX model, default thresholds) runs side by side when
+importable, else its columns are n/a.
 
 Also measured: FluidSynth render speed of whole chorales at 32 kHz, our in-process renderer
 (pyfluidsynth, ``notewave.bridge.render.render_midi``) against the ``fluidsynth`` command line
 (``fluidsynth -ni -F out.wav -r 32000 SF2 IN.mid``; includes process start and SoundFont loading).
 
-With ``--midi DIR`` (repeatable) the pieces are instead the held-out files of each folder, the
-ones ``notewave train transcriber`` keeps for validation and never trains on (every 20th file by
-sorted path, see :func:`notewave.symbolic.train.split_folder`), the first ``--pieces`` of each:
+With ``--midi DIR`` (repeatable) the pieces are instead the held-out files of each folder, ones
+``notewave train transcriber`` never trains on (its ``test/`` split, or every 20th file by sorted
+path of a flat folder, see :func:`notewave.bridge.roundtrip.heldout_pieces`), the first
+``--pieces`` of each:
 e.g. ``--midi data/m21/palestrina --midi data/m21/trecento`` (each written by ``notewave data
 music21 --collections NAME --out data/m21/NAME``) measures music other than chorales (more voices,
 wider ranges, other rhythms).
@@ -49,11 +52,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from notewave.bridge.render import render_midi, write_wav  # noqa: E402
+from notewave.bridge.roundtrip import heldout_pieces, roundtrip_piece, score_notes  # noqa: E402
 from notewave.bridge.soundfont import list_soundfonts  # noqa: E402
-from notewave.bridge.transcription.data import load_piece  # noqa: E402
-from notewave.bridge.transcription.train import note_f1  # noqa: E402
-from notewave.bridge.transcription.transcribe import load_transcriber, transcribe  # noqa: E402
-from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT, JSB_MIDI_DIR  # noqa: E402
+from notewave.bridge.transcription.transcribe import load_transcriber  # noqa: E402
+from notewave.core.io import atomic_open  # noqa: E402
+from notewave.errors import NotewaveError  # noqa: E402
+from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT  # noqa: E402
 
 CONDITIONS = [  # (name, GM program, family, seen in training)
     ("organ 19", 19, "organ", True),
@@ -62,18 +66,6 @@ CONDITIONS = [  # (name, GM program, family, seen in training)
     ("choir 52", 52, "ensemble", False),
 ]
 SOUNDFONT_NAMES = ("TimGM6mb.sf2", "FluidR3_GM.sf2")
-RENDER_RATE = 22050
-
-
-def excerpt(path: Path, seconds: float, program: int):
-    """The score of ``path`` in seconds, notes starting before ``seconds``, every track set to ``program``."""
-    from symusic import Score
-
-    score = Score.from_midi(path.read_bytes()).to("second").clip(0.0, seconds, clip_end=False)
-    for track in score.tracks:
-        track.program = program
-    ref = load_piece(path)
-    return score, ref[ref[:, 0] < seconds]
 
 
 def basic_pitch_runner():
@@ -99,12 +91,6 @@ def basic_pitch_runner():
     return run, "ok"
 
 
-def rows_to_events(rows: np.ndarray):
-    from notewave.bridge.transcription.notes import NoteEvent
-
-    return [NoteEvent(float(s), float(e), int(p), 80) for s, e, p in rows[:, :3]]
-
-
 def transcription_table(pieces: list[Path], seconds: float, fonts: list[Path], ckpt: Path | None) -> dict:
     """Per SoundFont and program: mean onset F1, F1 with offsets and x real time; ours and basic-pitch."""
     load_transcriber(ckpt)  # load once, outside the timings
@@ -116,21 +102,19 @@ def transcription_table(pieces: list[Path], seconds: float, fonts: list[Path], c
                 scores = {k: [] for k in ("ours_on", "ours_off", "bp_on", "bp_off")}
                 audio_s, ours_s, bp_s = 0.0, 0.0, 0.0
                 for path in pieces:
-                    score, ref = excerpt(path, seconds, program)
-                    wav, rate = render_midi(score, RENDER_RATE, soundfont=font, tail_seconds=0.5)
-                    wav_path = write_wav(Path(tmp) / "x.wav", wav, rate)
-                    audio_s += wav.shape[1] / rate
-                    start = time.perf_counter()
-                    est = transcribe(wav_path, checkpoint=ckpt)
-                    ours_s += time.perf_counter() - start
-                    scores["ours_on"].append(note_f1(ref, est)[2])
-                    scores["ours_off"].append(note_f1(ref, est, with_offsets=True)[2])
+                    trip = roundtrip_piece(path, seconds, font, ckpt, program)
+                    audio_s += trip.result.audio_seconds
+                    ours_s += trip.result.transcribe_seconds
+                    scores["ours_on"].append(trip.result.scores.f1)
+                    scores["ours_off"].append(trip.result.scores.f1_with_offsets)
                     if bp is not None:
+                        wav_path = write_wav(Path(tmp) / "x.wav", trip.audio, trip.sample_rate)
                         start = time.perf_counter()
                         rows = bp(wav_path)
                         bp_s += time.perf_counter() - start
-                        scores["bp_on"].append(note_f1(ref, rows_to_events(rows))[2])
-                        scores["bp_off"].append(note_f1(ref, rows_to_events(rows), with_offsets=True)[2])
+                        theirs = score_notes(trip.reference, rows)
+                        scores["bp_on"].append(theirs.f1)
+                        scores["bp_off"].append(theirs.f1_with_offsets)
                 row = {"soundfont": font.name, "condition": name, "family": family, "seen_family": seen}
                 row.update({k: float(np.mean(v)) if v else None for k, v in scores.items()})
                 row["ours_xrt"] = audio_s / ours_s
@@ -194,16 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    if args.midi:
-        from notewave.symbolic.train import split_folder
-
-        pieces = [f for folder in args.midi for f in split_folder(folder)[1][: args.pieces]]
-        if not pieces:
-            parser.error("these folders hold no held-out files (fewer than 20 files each?)")
-        where = f"held-out files of {', '.join(str(f) for f in args.midi)}"
-    else:
-        pieces = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[: args.pieces]
-        where = "held-out JSB test chorales"
+    try:
+        pieces = heldout_pieces(args.midi, args.pieces)
+    except NotewaveError as exc:
+        parser.error(str(exc))
+    where = f"held-out files of {', '.join(str(f) for f in args.midi)}" if args.midi else "JSB test chorales"
     found = {p.name: p for p in reversed(list_soundfonts()) if p.name in SOUNDFONT_NAMES}
     fonts = [found[name] for name in SOUNDFONT_NAMES if name in found]
     ckpt = args.checkpoint or DEFAULT_TRANSCRIBER_CHECKPOINT
@@ -232,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{ratio(s['pyfluidsynth_xrt'], s['cli_xrt'])} |"
         )
     if args.json:
-        args.json.write_text(json.dumps({"transcription": table, "render_speed": speed}, indent=2))
+        with atomic_open(args.json) as handle:
+            json.dump({"transcription": table, "render_speed": speed}, handle, indent=2)
     return 0
 
 

@@ -113,3 +113,44 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
     add_precision_option(p)
     p.set_defaults(func=_cli_train)
     return p
+
+
+def _cli_eval_roundtrip(args: argparse.Namespace) -> int:
+    from notewave.bridge.roundtrip import evaluate_roundtrip, heldout_pieces
+
+    pieces = heldout_pieces(args.midi, args.pieces)
+    report = evaluate_roundtrip(pieces, args.seconds, args.soundfont, args.checkpoint)
+    where = ", ".join(str(m) for m in args.midi) if args.midi else "data/jsb/test"
+    print(f"{len(pieces)} held-out piece(s) of {where}, first {args.seconds:g} s each")
+    print(f"SoundFont {report.soundfont}; transcriber {report.checkpoint}")
+    print(report.table(), end="")
+    if args.json is not None:
+        print(f"JSON: {report.write_json(args.json)}")
+    print(f"wall time: {report.wall_seconds:.1f} s")
+    return 0
+
+
+def add_eval_roundtrip_cli(eval_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``eval roundtrip [--midi DIR ...] [--soundfont PATH] [--pieces N] [--seconds S]
+    [--checkpoint DIR] [--json OUT]`` on the ``eval`` group's subparsers."""
+    about = "note F1 of the transcriber on FluidSynth renders of held-out MIDI (MIDI -> audio -> MIDI)"
+    p = eval_sub.add_parser(
+        "roundtrip",
+        help=about,
+        description=about + ": per piece and the mean, onset only (50 ms, mir_eval) and with offsets.",
+    )
+    p.add_argument(
+        "--midi",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="MIDI folder (repeatable); its held-out files: test/, a test or valid split, valid/ beside "
+        "train/, else every 20th file (default: data/jsb/test, the JSB test chorales)",
+    )
+    p.add_argument("--soundfont", metavar="PATH", help=".sf2 for the renders (default: as `notewave render`)")
+    p.add_argument("--pieces", type=int, default=8, help="pieces per folder (default 8)")
+    p.add_argument("--seconds", type=float, default=20.0, help="seconds of each piece (default 20)")
+    p.add_argument("--checkpoint", metavar="DIR", help="transcriber checkpoint (default: the shipped one)")
+    p.add_argument("--json", type=Path, metavar="OUT.json", help="also write the results as JSON")
+    p.set_defaults(func=_cli_eval_roundtrip)
+    return p

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from notewave.cli.bridge import add_eval_roundtrip_cli
 from notewave.cli.options import add_precision_option
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 
@@ -274,7 +275,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def add_eval_cli(sub: argparse._SubParsersAction) -> None:
-    """Register ``eval symbolic``."""
+    """Register ``eval symbolic`` and ``eval roundtrip`` (in :mod:`notewave.cli.bridge`)."""
     p = sub.add_parser("eval", help="evaluate a model")
     eval_sub = p.add_subparsers(dest="eval_command", metavar="MODEL", required=True)
     e = eval_sub.add_parser(
@@ -313,3 +314,4 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
         "--markdown", type=Path, default=None, metavar="OUT.md", help="write the tables as Markdown"
     )
     e.set_defaults(func=_eval)
+    add_eval_roundtrip_cli(eval_sub)
