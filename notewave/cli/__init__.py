@@ -19,7 +19,7 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
-    from notewave.cli import audio, bridge, codec, data, symbolic
+    from notewave.cli import audio, bridge, codec, data, hybrid, symbolic
 
     parser = argparse.ArgumentParser(prog="notewave", description="Symbolic + audio music generation.")
     parser.add_argument("--version", action="version", version=f"notewave {__version__}")
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_transcribe_cli(sub)
     codec.add_codec_cli(sub)
     audio.add_generate_audio_cli(sub)
+    hybrid.add_cli(sub)
     return parser
 
 
