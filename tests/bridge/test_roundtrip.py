@@ -91,15 +91,16 @@ def test_heldout_pieces_never_come_from_training(tmp_path: Path) -> None:
     test_split = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))
     assert heldout_pieces(None, 3) == test_split[:3]
     assert heldout_pieces([JSB_MIDI_DIR], 2) == test_split[:2]  # a folder with test/: its test split
-    assert heldout_pieces([JSB_MIDI_DIR / "test", JSB_MIDI_DIR / "valid"], 1) == [
-        test_split[0],
-        sorted((JSB_MIDI_DIR / "valid").glob("*.mid"))[0],
-    ]
+    valid = tmp_path / "valid"  # a folder named valid (or test): all its files
+    valid.mkdir()
+    for path in test_split[40:42]:
+        shutil.copy(path, valid / path.name.replace("test", "valid"))
+    assert heldout_pieces([JSB_MIDI_DIR / "test", valid], 1) == [test_split[0], valid / "jsb_valid_040.mid"]
     flat = tmp_path / "flat"  # a flat folder: every 20th file, as `notewave train transcriber` holds out
     flat.mkdir()
-    for path in sorted((JSB_MIDI_DIR / "train").glob("*.mid"))[:45]:
+    for path in test_split[:45]:
         shutil.copy(path, flat)
-    assert [p.name for p in heldout_pieces([flat], 5)] == ["jsb_train_019.mid", "jsb_train_039.mid"]
+    assert [p.name for p in heldout_pieces([flat], 5)] == ["jsb_test_019.mid", "jsb_test_039.mid"]
 
 
 # ---- real round trips ---------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_cli_prints_the_table_and_writes_json(tmp_path: Path, capsys) -> None:
 def test_cli_bad_inputs_give_one_line_and_no_json(tmp_path: Path, capsys, extra, message) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "few").mkdir()
-    for path in sorted((JSB_MIDI_DIR / "train").glob("*.mid"))[:3]:
+    for path in sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[:3]:  # the shipped split (train/ is not)
         shutil.copy(path, tmp_path / "few")
     names = {"empty": tmp_path / "empty", "missing": tmp_path / "missing", "few": tmp_path / "few"}
     out = tmp_path / "out.json"
