@@ -2,8 +2,8 @@
 (nbclient) from the repository root without a cell error and within its time budget, and each is
 committed without outputs or execution counts, so outputs never enter version control.
 
-The kernel gets ``MPLBACKEND=Agg`` (matplotlib draws off screen). Notebooks are found when the
-tests are collected, so a new notebook is tested without touching this file.
+The kernel gets ``MPLBACKEND=Agg`` (matplotlib draws off screen) and one torch thread. Notebooks
+are found when the tests are collected, so a new notebook is tested without touching this file.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def test_notebook_runs_top_to_bottom(path: Path) -> None:
         resources={"metadata": {"path": str(PROJECT_ROOT)}},
         timeout_func=lambda cell: max(1, int(deadline - time.monotonic())),  # the notebook's budget
     )
-    env = {**os.environ, "MPLBACKEND": "Agg"}
+    # One torch thread: the models decode step by step, and two threads on a busy 2-core machine
+    # measured several times slower than one (the notebooks' pace then depends on the neighbours).
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     start = time.monotonic()
     try:
         client.execute(env=env)
