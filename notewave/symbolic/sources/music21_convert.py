@@ -16,7 +16,7 @@ A pickup (an anacrusis: a first measure shorter than the second measure's bar) i
 with rests at the start so that every later bar line of the MIDI falls where the score has
 it, and the first bar carries the second measure's time signature (ABC files give a pickup
 its own meter, such as 1/8, which would otherwise be a bar of its own); see
-:func:`pickup_padding`.
+:mod:`~notewave.symbolic.sources.music21_pickup`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from notewave.symbolic.sources.music21_collections import MUSIC21_COLLECTIONS, Music21Collection, Music21Piece
+from notewave.symbolic.sources.music21_pickup import pickup_padding, shift_after_pickup
 
 #: Bump when the conversion changes its output: it invalidates every cache entry.
 MUSIC21_SOURCE_VERSION = 2  # 2: pickups padded to a full bar
@@ -258,54 +259,6 @@ def _unshare(score: Any) -> None:
                 seen.add(id(element))
 
 
-def pickup_padding(part: Any) -> tuple[float, tuple[int, int] | None]:
-    """Rests to put before a pickup measure, in quarter notes, and the meter of the first full bar.
-
-    A part whose first measure lasts less than the second measure's bar (``barDuration``)
-    starts with a pickup; the padding is the difference. Returns ``(0.0, None)`` for a part
-    with no pickup (or fewer than two measures).
-    """
-    from music21 import stream
-
-    measures = list(part.getElementsByClass(stream.Measure)[:2])
-    if len(measures) < 2:
-        return 0.0, None
-    first, second = measures
-    length = float(second.offset) - float(first.offset)
-    bar = float(second.barDuration.quarterLength)
-    if not 0 < length < bar - 1e-6:
-        return 0.0, None
-    sig = second.getContextByClass("TimeSignature")
-    return bar - length, (int(sig.numerator), int(sig.denominator)) if sig is not None else None
-
-
-def _shift(result: Any, pad: int, meter: tuple[int, int] | None) -> None:
-    """Move every note and later conductor event of ``result`` ``pad`` ticks on; bar 1 takes ``meter``.
-
-    Events at tick 0 (the opening tempo and key) stay at tick 0; the pickup's own time
-    signature gives way to ``meter``; a time signature equal to the one before it is dropped.
-    """
-    import symusic
-
-    for track in result.tracks:
-        for note in track.notes:
-            note.time += pad
-    for events in (result.tempos, result.key_signatures):
-        for event in events:
-            if event.time > 0:
-                event.time += pad
-    signatures = [(0, *meter)] if meter is not None else []
-    for sig in result.time_signatures:
-        if meter is None or sig.time > 0:
-            signatures.append((sig.time + pad if sig.time > 0 else 0, sig.numerator, sig.denominator))
-    result.time_signatures.clear()
-    previous = None
-    for tick, numerator, denominator in signatures:
-        if (numerator, denominator) != previous:
-            result.time_signatures.append(symusic.TimeSignature(tick, numerator, denominator))
-        previous = (numerator, denominator)
-
-
 def _convert(piece: Music21Piece, root: Path) -> dict[str, Any]:
     import symusic
     from music21 import converter, harmony, stream
@@ -351,7 +304,7 @@ def _convert(piece: Music21Piece, root: Path) -> dict[str, Any]:
             result.tracks.append(track)
     pad, meter = pickup_padding(parts[0])
     if pad > 0:
-        _shift(result, round(pad * TICKS_PER_QUARTER), meter)
+        shift_after_pickup(result, round(pad * TICKS_PER_QUARTER), meter)
     md = score.metadata
     return {
         "midi": result.dumps_midi(),
