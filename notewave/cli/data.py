@@ -1,6 +1,7 @@
 """``notewave data jsb|music21|freedoom|mma``: real MIDI sources as MIDI files.
 
-See :mod:`notewave.symbolic.sources`.
+See :mod:`notewave.symbolic.sources`. The audio sources (``game-music``, ``renders``) are in
+:mod:`notewave.cli.data_audio`.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from notewave.cli.data_audio import add_audio_cli
 from notewave.symbolic.sources import (
     JSB_CHOIR_PROGRAM,
     JSB_DEFAULT_TEMPO_BPM,
@@ -26,7 +28,7 @@ from notewave.symbolic.sources import (
 
 
 def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``notewave data {jsb,music21,freedoom,mma}`` on ``subparsers``; return the ``data`` parser.
+    """Register ``notewave data {jsb,music21,freedoom,mma,game-music,renders}``; return the ``data`` parser.
 
     Each leaf parser sets ``func`` to a handler taking the parsed Namespace and returning
     an exit code (0 on success). Handlers let :class:`notewave.errors.NotewaveError`
@@ -34,10 +36,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """
     data = subparsers.add_parser(
         "data",
-        help="convert datasets (JSB Chorales, music21 corpus, Freedoom music, MMA grooves) to MIDI files",
-        description="Convert datasets to MIDI files for training and demos.",
+        help="convert datasets (JSB Chorales, music21 corpus, Freedoom, MMA, game music, renders)",
+        description="Convert datasets to MIDI and audio files for training and demos.",
     )
-    sub = data.add_subparsers(dest="data_command", metavar="{jsb,music21,freedoom,mma}", required=True)
+    sub = data.add_subparsers(
+        dest="data_command", metavar="{jsb,music21,freedoom,mma,game-music,renders}", required=True
+    )
 
     jsb = sub.add_parser(
         "jsb",
@@ -155,6 +159,7 @@ def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     mma.add_argument("--no-examples", action="store_true", help="leave out the example songs mma ships")
     mma.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     mma.set_defaults(func=_run_mma)
+    add_audio_cli(sub)
     return data
 
 

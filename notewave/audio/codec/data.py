@@ -1,8 +1,9 @@
 """Training audio for the codec: real audio files and FluidSynth renders of MIDI, as crops.
 
 Files are downmixed to mono, resampled to the codec's rate and held as int16 in memory;
-validation uses held-out tracks (every ``every``-th file of a folder in sorted path order,
-or the ``train/`` and ``valid/`` subfolders of a MIDI folder).
+validation uses held-out tracks: the files below ``train/`` and ``valid/`` folders (for audio, a
+``test/`` folder where its group has no ``valid/``, as ``notewave data game-music`` writes them), and
+every ``every``-th file, in sorted path order, of the files outside such folders.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from notewave.errors import DataError
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".mp3"}
 MIDI_SUFFIXES = {".mid", ".midi"}
 WESNOTH_MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
+SPLIT_FOLDERS = ("train", "valid", "test")
 
 
 def _files(folder: str | os.PathLike[str], suffixes: set[str]) -> list[Path]:
@@ -38,19 +40,58 @@ def split_tracks(files: Sequence[Path], every: int = 5) -> tuple[list[Path], lis
     ]
 
 
+def split_by_folders(
+    root: Path, files: Sequence[Path], held: Sequence[str] = ("valid", "test")
+) -> tuple[list[Path], list[Path], list[Path]]:
+    """``(train, held_out, loose)`` of ``files`` below ``root`` by their split folders.
+
+    A file's split folder is the first folder named ``train``, ``valid`` or ``test`` on its path
+    below ``root``; files sharing the path before it form a group (``OUT/wesnoth/train`` and
+    ``OUT/wesnoth/test`` are one group). Files in ``train/`` train; a group's held-out files are
+    those of the first name in ``held`` that the group has (``("valid", "test")``: ``valid/``,
+    else ``test/``); its other split folders are not used. Files outside any split folder, and
+    the files of a group with neither ``train/`` nor a ``held`` folder (for MIDI, a clean clone's
+    ``data/jsb``, which holds only ``test/``), are returned as ``loose`` for the caller's
+    every-n-th rule. All three lists are sorted.
+    """
+    groups: dict[tuple[str, ...], dict[str, list[Path]]] = {}
+    loose = []
+    for path in files:
+        parts = path.relative_to(root).parts[:-1]
+        index = next((i for i, part in enumerate(parts) if part in SPLIT_FOLDERS), None)
+        if index is None:
+            loose.append(path)
+        else:
+            groups.setdefault(parts[:index], {}).setdefault(parts[index], []).append(path)
+    train, valid = [], []
+    for group in groups.values():
+        if "train" not in group and not any(h in group for h in held):
+            loose += [path for paths in group.values() for path in paths]
+            continue
+        train += group.get("train", [])
+        name = next((h for h in held if h in group), None)
+        valid += group[name] if name else []
+    return sorted(train), sorted(valid), sorted(loose)
+
+
 def split_folder(
     folder: str | os.PathLike[str], midi: bool = False, every: int = 5
 ) -> tuple[list[Path], list[Path]]:
-    """Training and held-out files of an audio (or MIDI) folder; ``train/`` + ``valid/`` subfolders win.
+    """Training and held-out files of an audio (or MIDI) folder (searched recursively).
+
+    Files below split folders follow :func:`split_by_folders`: ``train/`` trains, ``valid/``
+    validates, and for audio a ``test/`` beside a ``train/`` with no ``valid/`` validates (the
+    layout of ``notewave data game-music``); MIDI folders never validate on ``test/``. The other
+    files are split by :func:`split_tracks` (every ``every``-th file held out).
 
     Raises:
         DataError: missing folder or no files.
     """
     suffixes, root = (MIDI_SUFFIXES if midi else AUDIO_SUFFIXES), Path(folder)
-    if (root / "train").is_dir():
-        valid = _files(root / "valid", suffixes) if (root / "valid").is_dir() else []
-        return _files(root / "train", suffixes), valid
-    return split_tracks(_files(root, suffixes), every)
+    files = _files(root, suffixes)
+    train, valid, loose = split_by_folders(root, files, ("valid",) if midi else ("valid", "test"))
+    loose_train, loose_valid = split_tracks(loose, every)
+    return train + loose_train, valid + loose_valid
 
 
 class AudioSet:

@@ -12,10 +12,11 @@ Data preparation (once, kept in memory and cached in ``RUN_DIR/data.safetensors`
 * the style tag of a folder is ``STYLE`` or the folder's name (its parent's for
   ``train``/``valid``/``test`` folders).
 
-Held out for validation: a folder's ``valid/`` subfolder when it has ``train/`` and ``valid/``,
-otherwise every 10th file. Training draws random crops of ``--segment`` seconds with condition
-dropout; validation scores fixed windows of held-out tracks with all conditions
-otherwise every 10th file. Training draws random crops of ``--segment`` seconds
+Held out for validation (:func:`split_files`, the rule of the codec's
+:func:`~notewave.audio.codec.data.split_folder`): files below ``train/`` folders train, files below
+``valid/`` folders (for audio, ``test/`` where there is no ``valid/`` beside the ``train/``: the
+layout of ``notewave data game-music``) validate, and of the files outside such folders every 10th
+is held out (at least one of two or more). Training draws random crops of ``--segment`` seconds
 (:class:`CropSampler`); validation uses fixed windows of held-out tracks.
 """
 
@@ -71,25 +72,26 @@ def title_words(path: Path) -> str:
     return re.sub(r"[\s_\-.]+", " ", path.stem).strip()
 
 
-def split_files(folder: Path, suffixes: Sequence[str]) -> tuple[list[Path], list[Path]]:
-    """Training and validation files: ``train/`` + ``valid/`` subfolders, else every 10th file held out."""
-    if not folder.is_dir():
-        raise DataError(f"data folder not found: {folder}")
+def split_files(folder: Path, suffixes: Sequence[str], midi: bool = False) -> tuple[list[Path], list[Path]]:
+    """Training and validation files of a folder, searched recursively (hidden files skipped).
 
-    def files(where: Path) -> list[Path]:
-        return sorted(p for p in where.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    Split folders follow :func:`~notewave.audio.codec.data.split_by_folders` (held out: ``valid/``,
+    and for audio ``test/`` where a group has no ``valid/``); of the other files every 10th is held
+    out (the last one when there are 2 to 9).
 
-    if (folder / "train").is_dir() and (folder / "valid").is_dir():
-        train, valid = files(folder / "train"), files(folder / "valid")
-    else:
-        every = files(folder)
-        held = {i for i in range(len(every)) if i % 10 == 9} or (
-            {len(every) - 1} if len(every) > 1 else set()
-        )
-        train = [p for i, p in enumerate(every) if i not in held]
-        valid = [p for i, p in enumerate(every) if i in held]
+    Raises:
+        DataError: a missing folder, no such files, or no training file.
+    """
+    from notewave.audio.codec.data import split_by_folders
+    from notewave.core.io import find_files
+
+    files = find_files(folder, set(suffixes))
+    train, valid, loose = split_by_folders(folder, files, ("valid",) if midi else ("valid", "test"))
+    held = {i for i in range(len(loose)) if i % 10 == 9} or ({len(loose) - 1} if len(loose) > 1 else set())
+    train += [p for i, p in enumerate(loose) if i not in held]
+    valid += [p for i, p in enumerate(loose) if i in held]
     if not train:
-        raise DataError(f"no files ({', '.join(suffixes)}) in {folder}")
+        raise DataError(f"no training files ({', '.join(sorted(suffixes))}) in {folder}")
     return train, valid
 
 
@@ -160,7 +162,7 @@ def prepare_tracks(
     for sources, kind, suffixes in ((audio, "audio", AUDIO_SUFFIXES), (midi, "midi", MIDI_SUFFIXES)):
         for source in sources:
             folder, style = parse_source(source)
-            train, valid = split_files(folder, suffixes)
+            train, valid = split_files(folder, suffixes, midi=kind == "midi")
             if max_files is not None:
                 train, valid = train[:max_files], valid[: max(1, max_files // 10)]
             for path in train + valid:
