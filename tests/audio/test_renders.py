@@ -46,13 +46,14 @@ def test_two_chorales_with_each_font_as_mono_flac(renders: tuple[Path, dict]) ->
         assert 20 * np.log10(np.sqrt(np.mean(wav.astype(np.float64) ** 2))) == pytest.approx(-20.0, abs=1.0)
         audio[path.stem] = wav
     if fonts == 2:  # the two SoundFonts sound different
-        a, b = (audio[f"{pieces[0]}__{name}"] for name in card["fonts"])
+        a, b = (wav for stem, wav in sorted(audio.items()) if stem.startswith(f"{pieces[0]}__"))
         assert np.abs(a - b).mean() > 0.01
     entry = card["sources"]["jsb"]
     assert entry["pieces"] == {"test": 2} and entry["renders"] == {"test": 2 * fonts}
     assert entry["hours"]["test"] == pytest.approx(2 * fonts * SECONDS / 3600, abs=1e-3)
     assert card["reverb"] and card["chorus"] and card["max_seconds"] == SECONDS
-    assert set(card["fonts"]) == set(entry["renders_per_font"]) and (out / "README.md").is_file()
+    assert set(entry["renders_per_font"]) <= set(card["fonts"]) and (out / "README.md").is_file()
+    assert sum(entry["renders_per_font"].values()) == 2 * fonts
 
 
 def test_cache_and_reverb_setting(renders: tuple[Path, dict], tmp_path: Path) -> None:
