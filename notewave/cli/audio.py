@@ -28,7 +28,10 @@ def _train_codec(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         adversarial=args.adversarial,
+        adversarial_every=args.adversarial_every,
+        disc_filters=args.disc_filters,
         resume=args.resume,
+        init=args.init,
         eval_every=args.eval_every,
         holdout_every=args.holdout_every,
         max_seconds=args.max_seconds,
@@ -70,6 +73,11 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--adversarial", action="store_true", help="add the MS-STFT discriminator (slow on CPU)")
     p.add_argument(
+        "--adversarial-every", type=int, default=1, help="adversarial terms on every N-th step (default 1)"
+    )
+    p.add_argument("--disc-filters", type=int, default=32, help="channels per STFT critic (default 32)")
+    p.add_argument("--init", default=None, help="start from this codec checkpoint's matching weights")
+    p.add_argument(
         "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"
     )
     p.add_argument("--holdout-every", type=int, default=5, help="hold out every N-th file (default 5)")
@@ -91,7 +99,7 @@ def _train_audio_lm(args: argparse.Namespace) -> int:
         eval_every=args.eval_every, resume=args.resume, text=not args.no_text, melody=not args.no_melody,
         cond_dropout=args.cond_dropout, chroma_downsample=args.chroma_downsample, audio_text=args.audio_text,
         midi_text=args.midi_text, max_files=args.max_files, max_seconds=args.max_seconds, seed=args.seed,
-        precision=args.precision,
+        precision=args.precision, num_codebooks=args.num_codebooks,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -116,6 +124,9 @@ def add_train_audio_lm_cli(train_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--out", required=True, type=Path, help="run folder (best/, last/, data cache)")
     p.add_argument("--config", default="small", help="model size: tiny, small, medium, large (default small)")
     p.add_argument("--pattern", default="delay", choices=PATTERNS, help="codebook pattern (default delay)")
+    p.add_argument(
+        "--num-codebooks", type=int, default=None, help="model the codec's first K codebooks (default: all)"
+    )
     p.add_argument("--segment", type=float, default=5.0, help="training window in seconds (default 5)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, default=8)

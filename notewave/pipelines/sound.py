@@ -131,7 +131,8 @@ class SoundGenerator:
         prompt = None
         if prompt_audio is not None:
             rate = model.sample_rate if isinstance(prompt_audio, np.ndarray) else None
-            prompt = model.check_codes(encode_audio(codec, prompt_audio, sample_rate=rate), "prompt codes")
+            codes = encode_audio(codec, prompt_audio, sample_rate=rate, n_q=model.num_codebooks)
+            prompt = model.check_codes(codes, "prompt codes")
             if prompt.shape[2] >= frames:
                 raise ConditioningError(
                     f"the audio prompt ({prompt.shape[2] / model.frame_rate:.2f} s) must be shorter than the "

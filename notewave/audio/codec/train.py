@@ -17,6 +17,7 @@ inside the loss function) adding ``generator_hinge + 2 * feature_matching``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -64,6 +65,27 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
     return CodecConfig(**{**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
 
+def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
+    """A :class:`Codec` of ``config`` holding every tensor of the checkpoint ``init`` whose name and
+    shape match (encoder, decoder, the first codebooks with their EMA state and ``initialized`` flag).
+
+    The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
+    ``initialized = False`` and are k-means initialised on their first training batch.
+
+    Raises:
+        CheckpointError: unreadable checkpoint. ConfigError: a different rate, hop or layout.
+    """
+    source = Codec.from_pretrained(init)
+    model = Codec(dataclasses.replace(config, dead_code_threshold=source.config.dead_code_threshold))
+    own = model.state_dict()
+    copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    missing = [k for k in own if k not in copied and not k.startswith("quantizer.")]
+    if missing or source.config.hop_length != model.config.hop_length:
+        raise ConfigError(f"--init {init} does not fit config {config.to_dict()}: {missing[:3]}")
+    model.load_state_dict({**own, **copied})
+    return model
+
+
 # ---- training -------------------------------------------------------------------------
 def train_codec(
     run_dir: str | os.PathLike[str],
@@ -75,7 +97,10 @@ def train_codec(
     batch_size: int = 8,
     lr: float = 1e-3,
     adversarial: bool = False,
+    adversarial_every: int = 1,
+    disc_filters: int = 32,
     resume: bool = False,
+    init: str | os.PathLike[str] | None = None,
     eval_every: int = 250,
     holdout_every: int = 5,
     val_clips: int = 2,
@@ -97,7 +122,13 @@ def train_codec(
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
         adversarial: add the MS-STFT discriminator (slow on a CPU).
+        adversarial_every: step the discriminator and add the adversarial and feature-matching
+            terms on every n-th step only (1: every step; CPU runs use 2-4).
+        disc_filters: convolution channels of each STFT critic (32 as in EnCodec; 16 is ~4x cheaper).
         resume: continue from ``run_dir/last`` (model, optimizer, RNG, discriminator).
+        init: start a new run from the weights of this codec checkpoint; tensors of the same name
+            and shape are copied, the rest keep their fresh initialisation (for example a 4-codebook
+            codec grown to 8 codebooks: codebooks 5-8 are k-means initialised on the first batch).
         holdout_every: every n-th file of a folder is held out for validation.
         val_clips, val_seconds, max_val_clips: clips per held-out track, their length (s), and
             the most clips kept (evenly thinned).
@@ -136,13 +167,19 @@ def train_codec(
                 )
     clips = torch.cat(clip_sets) if clip_sets else torch.zeros(0, 1, 1)
     length = int(round(segment * sample_rate))
+    if model is None and init is not None:
+        base = config_for(config, **(overrides or {}))
+        model = grown_codec(init, base)
     if model is None:  # restart codes used < 1/20 as often as the average one (at most 2 times per batch)
         base = config_for(config, **(overrides or {}))
         frames = batch_size * max(1, length // base.hop_length)
         auto = {"dead_code_threshold": round(min(2.0, 0.05 * frames / base.codebook_size), 4)}
         model = Codec(config_for(config, **{**auto, **(overrides or {})}))
     mel_loss, stft_loss = MultiScaleMelLoss(sample_rate), MultiScaleSTFTLoss()
-    disc = MultiScaleSTFTDiscriminator() if adversarial else None
+    if adversarial_every < 1 or disc_filters < 1:
+        raise ConfigError("adversarial_every and disc_filters must be >= 1")
+    disc = MultiScaleSTFTDiscriminator(filters=disc_filters) if adversarial else None
+    calls = [0]
     d_opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.5, 0.9)) if disc else None
     if disc is not None and resume and (run / "last" / DISCRIMINATOR_FILE).is_file():
         from safetensors.torch import load_file
@@ -162,7 +199,8 @@ def train_codec(
         parts["l1"] = F.l1_loss(out.audio, x)
         parts["commit"] = out.commit_loss
         loss = parts["mel"] + parts["stft"] + 0.1 * parts["l1"] + parts["commit"]
-        if disc is not None:
+        calls[0] += 1
+        if disc is not None and (calls[0] - 1) % adversarial_every == 0:
             real_logits, real_feats = disc(x)
             d_loss = discriminator_hinge_loss(real_logits, disc(out.audio.detach())[0])
             d_opt.zero_grad(set_to_none=True)
@@ -240,6 +278,7 @@ def train_codec(
         "train_files": len(train_set.names),
         "valid_files": len(valid_set.names),
         "best_val_mel": result["best_val_loss"],
+        "init": str(init) if init is not None else None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": model.config.to_dict(),
         "history": result["history"],

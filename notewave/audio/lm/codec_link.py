@@ -23,11 +23,16 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
     Returns:
         The recorded identity (``config.codec``), or the codec's own when none was recorded.
 
+    An LM may model the first ``config.num_codebooks`` of a codec with more codebooks (a codec trained
+    with quantizer dropout decodes any 1..K of them).
+
     Raises:
-        CheckpointError: another K, N or rate, or another codec (config or weights hash).
+        CheckpointError: fewer codebooks than the LM reads, another N or rate, or another codec
+            (config or weights hash).
     """
     want, got = config.codec, codec_identity(codec)
-    sizes = (codec.num_codebooks, codec.codebook_size, int(codec.sample_rate), float(codec.frame_rate))
+    k = min(codec.num_codebooks, config.num_codebooks)
+    sizes = (k, codec.codebook_size, int(codec.sample_rate), float(codec.frame_rate))
     expect = (config.num_codebooks, config.codebook_size, config.sample_rate, config.frame_rate)
     if sizes != expect:
         raise CheckpointError(

@@ -58,6 +58,7 @@ def config_for(
     pattern: str = "delay",
     seconds: float = 5.0,
     conditions: ConditionConfig | None = None,
+    num_codebooks: int | None = None,
     **overrides: Any,
 ) -> AudioLMConfig:
     """An :class:`AudioLMConfig` of a named size (:data:`CONFIGS`) for ``codec``'s codes.
@@ -68,21 +69,26 @@ def config_for(
         pattern: codebook pattern.
         seconds: the training window (``max_frames = ceil(seconds * frame_rate)``).
         conditions: condition config (default: melody, text, no styles).
+        num_codebooks: model the first K codebooks of the codec's RVQ (default: all of them); a codec
+            trained with quantizer dropout decodes any 1..K of its codebooks.
         overrides: transformer fields replacing the named size's.
 
     Raises:
-        ConfigError: unknown name or pattern.
+        ConfigError: unknown name or pattern, or ``num_codebooks`` outside 1..codec's K.
     """
+    k = codec.num_codebooks if num_codebooks is None else int(num_codebooks)
+    if not 1 <= k <= codec.num_codebooks:
+        raise ConfigError(f"num_codebooks must be in 1..{codec.num_codebooks} (the codec's), not {k}")
     if name not in CONFIGS:
         raise ConfigError(f"unknown audio LM config {name!r}; choose one of {sorted(CONFIGS)}")
     conditions = conditions or ConditionConfig()
     max_frames = max(1, math.ceil(seconds * codec.frame_rate - 1e-6))
-    pat = get_pattern(pattern, codec.num_codebooks)
+    pat = get_pattern(pattern, k)
     enc = ConditionEncoder(conditions, 8, max_frames)
     sizes = {**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}}
     sizes["max_seq_len"] = enc.prefix_length + pat.num_steps(max_frames)
     return AudioLMConfig(
-        codec.num_codebooks,
+        k,
         codec.codebook_size,
         TransformerConfig(**sizes),
         conditions,
@@ -155,6 +161,7 @@ def train_audio_lm(
     precision: str = "auto",
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    num_codebooks: int | None = None,
 ) -> dict[str, Any]:
     """Train an audio LM and write ``run_dir/best`` and ``run_dir/last``; returns a summary dict.
 
@@ -170,9 +177,11 @@ def train_audio_lm(
         max_files: at most this many training files per source; max_seconds: per file.
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
+        num_codebooks: model the first K of the codec's codebooks (default all; see :func:`config_for`).
 
     Raises:
         DataError: missing/empty data or no track as long as ``segment``.
+        ConfigError: ``num_codebooks`` outside 1..the codec's K.
         CheckpointError: an unusable codec, or a run to resume that does not match.
     """
     from notewave.audio.codec.model import Codec
@@ -206,8 +215,12 @@ def train_audio_lm(
             styles, text=text, melody=melody, chroma_downsample=chroma_downsample, dropout=cond_dropout,
             all_dropout=all_dropout,
         )  # fmt: skip
-        model = AudioLM(config_for(config, codec, pattern, segment, cond_cfg, **(overrides or {})))
+        model = AudioLM(
+            config_for(config, codec, pattern, segment, cond_cfg, num_codebooks, **(overrides or {}))
+        )
     model.config.codec = check_codec(model.config, codec)
+    for track in train_tracks + valid_tracks:  # the cache holds all K codebooks; keep the model's
+        track.codes = track.codes[: model.num_codebooks]
     cond_cfg = model.config.conditions
     texts: dict[str, torch.Tensor] = {}
     if cond_cfg.text:
