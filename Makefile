@@ -23,10 +23,11 @@ SYSTEM_PACKAGES := fluidsynth libfluidsynth3 timgm6mb-soundfont
 # (Wesnoth's recorded game music as OGG; FluidR3 GM), and opus-tools for the codec comparison.
 # Real MIDI sources of `notewave data freedoom|mma` (Freedoom's WAD music lumps, MMA's groove library).
 # More real produced music for `notewave data game-music` (Warzone 2100, UFO:AI, HyperRogue, Nexuiz) and
-# TiMidity++ with freepats, the second synthesis engine the transcriber is judged on (never trained on).
+# TiMidity++ with freepats, the second synthesis engine the transcriber is judged on (never trained on);
+# two more General MIDI SoundFonts (Csound's sf_GMbank, an OPL-3 FM bank) for the transcriber's renders.
 GAME_MUSIC := warzone2100-music ufoai-music hyperrogue-music nexuiz-music
 TEST_PACKAGES := $(SYSTEM_PACKAGES) wesnoth-1.16-music fluid-soundfont-gm opus-tools freedoom mma musescore3 \
-	$(GAME_MUSIC) timidity freepats
+	$(GAME_MUSIC) timidity freepats csound-soundfont opl3-soundfont
 DEMO_PROMPT := data/jsb/test/jsb_test_000.mid
 DEMO_BAND := data/examples/freedoom2_D_COUNT2.mid
 

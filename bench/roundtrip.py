@@ -29,8 +29,16 @@ e.g. ``--midi data/m21/palestrina --midi data/m21/trecento`` (each written by ``
 music21 --collections NAME --out data/m21/NAME``) measures music other than chorales (more voices,
 wider ranges, other rhythms).
 
+Generalization table (first): held-out pieces with their own programs, rendered by engines and
+instruments no transcriber trains on, ours and basic-pitch side by side: FluidSynth with the SoundFont
+that ``notewave train transcriber`` holds out (``--holdout-soundfont``, default MuseScore General), and
+TiMidity++ with the Freepats patches (``notewave.bridge.timidity``). Piece sets: the JSB test chorales
+and the test splits of the multi-instrument folders (``--multi DIR``, repeatable; default
+``data/freedoom`` and ``data/mma`` when present), whose drum tracks are rendered but are no reference
+notes. ``--generalization-only`` skips the per-program and render-speed tables.
+
 Usage: ``python bench/roundtrip.py [--pieces 4] [--seconds 20] [--checkpoint DIR] [--midi DIR ...]
-[--json OUT]``
+[--multi DIR ...] [--holdout-soundfont SF] [--generalization-only] [--json OUT]``
 """
 
 from __future__ import annotations
@@ -54,10 +62,16 @@ sys.path.insert(0, str(ROOT))
 from notewave.bridge.render import render_midi, write_wav  # noqa: E402
 from notewave.bridge.roundtrip import heldout_pieces, roundtrip_piece, score_notes  # noqa: E402
 from notewave.bridge.soundfont import list_soundfonts  # noqa: E402
+from notewave.bridge.timidity import DEFAULT_CONFIG, timidity_binary  # noqa: E402
+from notewave.bridge.transcription.augment import (  # noqa: E402
+    HOLDOUT_SOUNDFONT,
+    installed_soundfonts,
+    is_soundfont,
+)
 from notewave.bridge.transcription.transcribe import load_transcriber  # noqa: E402
 from notewave.core.io import atomic_open  # noqa: E402
 from notewave.errors import NotewaveError  # noqa: E402
-from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT  # noqa: E402
+from notewave.paths import DATA_DIR, DEFAULT_TRANSCRIBER_CHECKPOINT, JSB_MIDI_DIR  # noqa: E402
 
 CONDITIONS = [  # (name, GM program, family, seen in training)
     ("organ 19", 19, "organ", True),
@@ -124,6 +138,83 @@ def transcription_table(pieces: list[Path], seconds: float, fonts: list[Path], c
     return results
 
 
+def engine_table(sets: dict[str, list[Path]], seconds: float, engines: dict, ckpt: Path | None) -> dict:
+    """Per piece set and engine: mean onset F1 (and with offsets) of ours and basic-pitch, each piece
+    rendered with its own programs; ``engines`` maps a column name to ``(engine, SoundFont or config)``."""
+    load_transcriber(ckpt)
+    bp, bp_status = basic_pitch_runner()
+    results: dict = {
+        "basic_pitch": bp_status,
+        "engines": {k: str(v[1]) for k, v in engines.items()},
+        "rows": [],
+    }
+    every: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for set_name, pieces in sets.items():
+            row: dict = {"set": set_name, "pieces": len(pieces)}
+            for column, (engine, font) in engines.items():
+                scores: dict[str, list[float]] = {
+                    f"{column} {k}": [] for k in ("ours", "bp", "ours off", "bp off")
+                }
+                for path in pieces:
+                    trip = roundtrip_piece(path, seconds, font, ckpt, engine=engine)
+                    scores[f"{column} ours"].append(trip.result.scores.f1)
+                    scores[f"{column} ours off"].append(trip.result.scores.f1_with_offsets)
+                    if bp is not None:
+                        theirs = score_notes(
+                            trip.reference, bp(write_wav(Path(tmp) / "x.wav", trip.audio, trip.sample_rate))
+                        )
+                        scores[f"{column} bp"].append(theirs.f1)
+                        scores[f"{column} bp off"].append(theirs.f1_with_offsets)
+                for key, values in scores.items():
+                    row[key] = float(np.mean(values)) if values else None
+                    every.setdefault(key, []).extend(values)
+                print(f"  {set_name:22s} {column:28s} ours onset F1 {row[f'{column} ours']:.3f}", flush=True)
+            results["rows"].append(row)
+    total = sum(len(p) for p in sets.values())
+    mean = {k: float(np.mean(v)) if v else None for k, v in every.items()}
+    results["rows"].append({"set": f"all {total} pieces", "pieces": total, **mean})
+    return results
+
+
+def piece_sets(pieces: int, multi: list[Path] | None) -> dict[str, list[Path]]:
+    """The first ``pieces`` JSB test chorales, and ``pieces`` test files evenly spaced by sorted path (so
+    that they come from several groove families) of each multi-instrument folder (default: data/freedoom
+    and data/mma when present)."""
+    folders = (
+        multi if multi is not None else [DATA_DIR / n for n in ("freedoom", "mma") if (DATA_DIR / n).is_dir()]
+    )
+    sets = {"JSB test chorales": heldout_pieces([JSB_MIDI_DIR / "test"], pieces)}
+    for folder in folders:
+        files = heldout_pieces([folder], 1_000_000)
+        chosen = np.unique(np.linspace(0, len(files) - 1, min(pieces, len(files))).round().astype(int))
+        sets[f"{folder.name} test (drums)"] = [files[i] for i in chosen]
+    return sets
+
+
+def print_engine_table(table: dict) -> None:
+    columns = list(table["engines"])
+    print(
+        f"\nbasic-pitch: {table['basic_pitch']}; "
+        + "; ".join(f"{c}: {v}" for c, v in table["engines"].items())
+    )
+    head = " | ".join(f"{c} ours | {c} basic-pitch | ratio" for c in columns)
+    print(f"\n| pieces (own programs) | {head} |")
+    print("|---|" + "---|---|---|" * len(columns))
+    for r in table["rows"]:
+        cells = [
+            f"{fmt(r[f'{c} ours'])} | {fmt(r[f'{c} bp'])} | {ratio(r[f'{c} ours'], r[f'{c} bp'])}"
+            for c in columns
+        ]
+        name = f"**{r['set']}**" if r["set"].startswith("all") else f"{r['set']} ({r['pieces']})"
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    offs = " | ".join(f"{c} ours | {c} basic-pitch" for c in columns)
+    print(f"\nF1 with offsets:\n\n| pieces | {offs} |\n|---|" + "---|---|" * len(columns))
+    for r in table["rows"]:
+        cells = [f"{fmt(r[f'{c} ours off'])} | {fmt(r[f'{c} bp off'])}" for c in columns]
+        print(f"| {r['set']} | " + " | ".join(cells) + " |")
+
+
 def render_speed(pieces: list[Path], fonts: list[Path]) -> list[dict]:
     """x real time of whole-chorale renders at 32 kHz: pyfluidsynth (in process) vs the fluidsynth CLI."""
     cli = shutil.which("fluidsynth")
@@ -173,6 +264,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--midi", type=Path, action="append", default=None, help="use this folder's held-out files instead"
     )
+    parser.add_argument(
+        "--multi",
+        type=Path,
+        action="append",
+        default=None,
+        help="multi-instrument folder (test split) for "
+        "the generalization table (repeatable; default data/freedoom and data/mma when present)",
+    )
+    parser.add_argument(
+        "--holdout-soundfont", default=HOLDOUT_SOUNDFONT, help="SoundFont held out of training"
+    )
+    parser.add_argument("--generalization-only", action="store_true", help="only the generalization table")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
     import torch
@@ -186,7 +289,26 @@ def main(argv: list[str] | None = None) -> int:
     found = {p.name: p for p in reversed(list_soundfonts()) if p.name in SOUNDFONT_NAMES}
     fonts = [found[name] for name in SOUNDFONT_NAMES if name in found]
     ckpt = args.checkpoint or DEFAULT_TRANSCRIBER_CHECKPOINT
-    print(f"{len(pieces)} {where} x {args.seconds:g} s; checkpoint {ckpt}; one CPU thread")
+    held = [p for p in installed_soundfonts() if is_soundfont(p, args.holdout_soundfont)]
+    engines = {f"FluidSynth {held[0].stem}": ("fluidsynth", held[0])} if held else {}
+    try:
+        timidity_binary()
+        engines["TiMidity Freepats"] = ("timidity", DEFAULT_CONFIG)
+    except NotewaveError as exc:
+        print(f"no TiMidity column: {exc}")
+    try:
+        sets = piece_sets(args.pieces, args.multi)
+    except NotewaveError as exc:
+        parser.error(str(exc))
+    print(f"generalization: {', '.join(f'{len(v)} {k}' for k, v in sets.items())} x {args.seconds:g} s")
+    general = engine_table(sets, args.seconds, engines, args.checkpoint)
+    print_engine_table(general)
+    if args.generalization_only:
+        if args.json:
+            with atomic_open(args.json) as handle:
+                json.dump({"generalization": general}, handle, indent=2)
+        return 0
+    print(f"\n{len(pieces)} {where} x {args.seconds:g} s; checkpoint {ckpt}; one CPU thread")
     table = transcription_table(pieces, args.seconds, fonts, args.checkpoint)
     speed = render_speed(pieces, fonts)
     print(f"\nbasic-pitch: {table['basic_pitch']}")
@@ -212,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         with atomic_open(args.json) as handle:
-            json.dump({"transcription": table, "render_speed": speed}, handle, indent=2)
+            json.dump(
+                {"generalization": general, "transcription": table, "render_speed": speed}, handle, indent=2
+            )
     return 0
 
 

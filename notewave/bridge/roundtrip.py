@@ -1,12 +1,14 @@
-"""Round trip MIDI -> FluidSynth render -> transcription -> note F1 against the MIDI (``notewave eval
-roundtrip``, ``bench/roundtrip.py``).
+"""Round trip MIDI -> render -> transcription -> note F1 against the MIDI (``notewave eval roundtrip``,
+``bench/roundtrip.py``).
 
 Pieces: held-out files the shipped transcriber never trained on (:func:`heldout_pieces`), by default
 the JSB test chorales (``data/jsb/test``). Each piece is cut to its first ``seconds`` (the notes
-that start before that time, kept whole: :func:`excerpt`), rendered with FluidSynth at
-:data:`RENDER_RATE` Hz mono (0.5 s tail), transcribed with the polyphonic transcriber
-(:func:`notewave.bridge.transcription.transcribe.transcribe`) and scored against the excerpt's own
-non-drum notes.
+that start before that time, kept whole: :func:`excerpt`), rendered at :data:`RENDER_RATE` Hz mono
+(0.5 s tail, no level normalisation) by one of :data:`ENGINES`: FluidSynth with a SoundFont
+(:func:`notewave.bridge.render.render_midi`) or TiMidity++ with its Freepats patches
+(:func:`notewave.bridge.timidity.render_timidity`, an engine no transcriber trains on), transcribed
+with the polyphonic transcriber (:func:`notewave.bridge.transcription.transcribe.transcribe`) and
+scored against the excerpt's own non-drum notes: drum tracks are rendered but are no reference notes.
 
 Metric: note precision, recall and F1 of ``mir_eval.transcription.precision_recall_f1_overlap``
 (Raffel et al. 2014, "mir_eval", ISMIR), through
@@ -32,7 +34,7 @@ import numpy as np
 from symusic import Score
 from tqdm import tqdm
 
-from notewave.errors import ConfigError, DataError
+from notewave.errors import ConfigError, DataError, RenderError
 from notewave.paths import JSB_MIDI_DIR
 
 PathLike = str | os.PathLike[str]
@@ -41,6 +43,7 @@ TAIL_SECONDS = 0.5  # rendered after the excerpt's last note-off
 DEFAULT_PIECES = 8
 DEFAULT_SECONDS = 20.0
 HELDOUT_SPLITS = ("test", "valid")  # folder names of splits no transcriber trains on
+ENGINES = ("fluidsynth", "timidity")  # synthesis engines of the renders
 
 
 # ---- choosing pieces ---------------------------------------------------------------------
@@ -197,6 +200,31 @@ class Roundtrip:
     sample_rate: int
 
 
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {engine!r}")
+
+
+def render_excerpt(
+    reference: Score,
+    engine: str = "fluidsynth",
+    soundfont: PathLike | None = None,
+    sample_rate: int = RENDER_RATE,
+) -> tuple[np.ndarray, int]:
+    """Render ``reference`` (drum tracks included) with ``engine`` at ``sample_rate`` Hz, 0.5 s tail, no
+    level normalisation: float32 ``[1, samples]`` and the rate. ``soundfont``: the ``.sf2``/``.sf3``
+    (FluidSynth) or TiMidity ``.cfg`` (default Freepats) file. Raises ConfigError, RenderError,
+    SoundfontError, MidiError."""
+    _check_engine(engine)
+    if engine == "timidity":
+        from notewave.bridge.timidity import render_timidity
+
+        return render_timidity(reference, sample_rate, soundfont, tail_seconds=TAIL_SECONDS, normalize=None)
+    from notewave.bridge.render import render_midi
+
+    return render_midi(reference, sample_rate, soundfont=soundfont, tail_seconds=TAIL_SECONDS)
+
+
 def roundtrip_piece(
     midi: PathLike | bytes | Score,
     seconds: float | None = DEFAULT_SECONDS,
@@ -204,25 +232,28 @@ def roundtrip_piece(
     checkpoint: PathLike | None = None,
     program: int | None = None,
     sample_rate: int = RENDER_RATE,
+    engine: str = "fluidsynth",
 ) -> Roundtrip:
-    """Render the first ``seconds`` of ``midi`` with FluidSynth, transcribe it and score the notes.
+    """Render the first ``seconds`` of ``midi`` with ``engine``, transcribe it and score the notes.
 
     Args:
         midi: a MIDI path, MIDI bytes or a ``Score``; seconds, program: see :func:`excerpt`.
-        soundfont: ``.sf2`` path (default :func:`~notewave.bridge.soundfont.find_soundfont`).
+        soundfont: FluidSynth: ``.sf2``/``.sf3`` path (default
+            :func:`~notewave.bridge.soundfont.find_soundfont`); TiMidity: a ``.cfg`` (default Freepats).
         checkpoint: transcriber folder (default ``data/checkpoints/transcriber``).
         sample_rate: render rate in Hz (the transcriber resamples to its own).
+        engine: ``"fluidsynth"`` or ``"timidity"`` (:data:`ENGINES`).
 
     Raises:
         MidiError, SoundfontError, RenderError, CheckpointError, ConfigError: from the excerpt, the
         render or the transcriber (one line, naming the file).
     """
-    from notewave.bridge.render import render_midi
     from notewave.bridge.transcription.transcribe import load_transcriber, transcribe
     from notewave.core.midi import midi_name
 
+    _check_engine(engine)
     reference = excerpt(midi, seconds, program)
-    wav, rate = render_midi(reference, sample_rate, soundfont=soundfont, tail_seconds=TAIL_SECONDS)
+    wav, rate = render_excerpt(reference, engine, soundfont, sample_rate)
     load_transcriber(checkpoint)  # loaded (and cached) outside the timing
     start = time.perf_counter()
     estimate = transcribe(wav, rate, checkpoint=checkpoint)
@@ -241,7 +272,8 @@ def roundtrip_piece(
 # ---- many pieces -------------------------------------------------------------------------
 @dataclass
 class RoundtripReport:
-    """Per-piece results and their mean, with what produced them (``seconds`` None: whole pieces)."""
+    """Per-piece results and their mean, with what produced them (``seconds`` None: whole pieces;
+    ``soundfont``: the SoundFont of FluidSynth or the config of TiMidity, as ``engine`` says)."""
 
     pieces: list[PieceResult]
     seconds: float | None
@@ -250,6 +282,7 @@ class RoundtripReport:
     sample_rate: int = RENDER_RATE
     program: int | None = None
     wall_seconds: float = 0.0
+    engine: str = "fluidsynth"
     mean: NoteScores = field(init=False)
 
     def __post_init__(self) -> None:
@@ -295,14 +328,17 @@ def evaluate_roundtrip(
     checkpoint: PathLike | None = None,
     program: int | None = None,
     progress: bool = True,
+    engine: str = "fluidsynth",
 ) -> RoundtripReport:
     """:func:`roundtrip_piece` for every piece (a tqdm bar over pieces) and the mean scores.
 
-    The SoundFont, the checkpoint and the options are checked before the first render.
+    The engine, SoundFont (FluidSynth) or config and binary (TiMidity), the checkpoint and the options
+    are checked before the first render.
 
     Raises:
         DataError: no pieces. SoundfontError, CheckpointError, ConfigError, MidiError, RenderError:
-            see :func:`roundtrip_piece` (the first failing piece ends the run).
+            see :func:`roundtrip_piece` (the first failing piece ends the run); RenderError when
+            ``timidity`` or its config is missing.
     """
     from notewave.bridge.soundfont import find_soundfont
     from notewave.bridge.transcription.transcribe import load_transcriber
@@ -312,11 +348,20 @@ def evaluate_roundtrip(
         raise DataError("no pieces to evaluate: give at least one MIDI file")
     if seconds is not None and not (isinstance(seconds, (int, float)) and 0 < seconds < math.inf):
         raise ConfigError(f"seconds must be > 0 (the excerpt's length in seconds), got {seconds!r}")
-    font = find_soundfont(soundfont)
+    _check_engine(engine)
+    if engine == "timidity":
+        from notewave.bridge.timidity import DEFAULT_CONFIG, INSTALL_HINT, timidity_binary
+
+        timidity_binary()
+        font = Path(soundfont) if soundfont is not None else DEFAULT_CONFIG
+        if not font.is_file():
+            raise RenderError(f"TiMidity config {str(font)!r} not found; {INSTALL_HINT}")
+    else:
+        font = find_soundfont(soundfont)
     load_transcriber(checkpoint)
     started = time.perf_counter()
     results = [
-        roundtrip_piece(p, seconds, font, checkpoint, program).result
+        roundtrip_piece(p, seconds, font, checkpoint, program, engine=engine).result
         for p in tqdm(list(pieces), desc="round trip", unit="piece", disable=not progress)
     ]
     return RoundtripReport(
@@ -326,4 +371,5 @@ def evaluate_roundtrip(
         checkpoint=str(checkpoint if checkpoint is not None else DEFAULT_TRANSCRIBER_CHECKPOINT),
         program=program,
         wall_seconds=time.perf_counter() - started,
+        engine=engine,
     )

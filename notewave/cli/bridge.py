@@ -87,6 +87,9 @@ def _cli_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         precision=args.precision,
+        augment=args.augment,
+        holdout_soundfont=args.holdout_soundfont or None,
+        init=args.init,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -94,10 +97,20 @@ def _cli_train(args: argparse.Namespace) -> int:
 
 
 def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``train transcriber --midi DIR [--midi DIR2] --out RUN_DIR [--steps N] [--resume]``."""
+    """Register ``train transcriber --midi DIR [--midi DIR2] --out RUN_DIR [--steps N] [--resume]
+    [--init DIR] [--soundfont SF ...] [--holdout-soundfont SF] [--augment | --no-augment]``."""
+    from notewave.bridge.transcription.augment import HOLDOUT_SOUNDFONT
+
     about = "train the audio-to-notes transcriber on FluidSynth renders of MIDI folders"
     p = sub.add_parser("transcriber", help=about, description=about + " (the JSB test split is refused).")
-    p.add_argument("--midi", action="append", required=True, metavar="DIR", help="MIDI folder (repeatable)")
+    p.add_argument(
+        "--midi",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="MIDI folder (repeatable; its train/ split, else all but every 20th file); multi-track "
+        "MIDI welcome: with --augment its drum tracks are rendered but never labels",
+    )
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=8, help="5-second crops per step (default 8)")
@@ -106,7 +119,26 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         "--eval-every", type=int, default=100, help="validate and save every N steps (default 100)"
     )
     p.add_argument(
-        "--soundfont", action="append", help="SoundFont for renders (repeatable; default both GM fonts)"
+        "--soundfont",
+        action="append",
+        help="SoundFont for renders (repeatable; default: every installed one but the held-out one, or "
+        "with --no-augment TimGM6mb and FluidR3_GM)",
+    )
+    p.add_argument(
+        "--holdout-soundfont",
+        default=HOLDOUT_SOUNDFONT,
+        metavar="SF",
+        help=f"SoundFont (path, file name or stem) never rendered in training (default {HOLDOUT_SOUNDFONT}; "
+        "'' for none)",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reverb/chorus, EQ, drums under the parts, gain -12..0 dB, noise at 20-40 dB SNR (default on)",
+    )
+    p.add_argument(
+        "--init", metavar="DIR", help="start from this transcriber checkpoint (e.g. the shipped one)"
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
@@ -119,10 +151,11 @@ def _cli_eval_roundtrip(args: argparse.Namespace) -> int:
     from notewave.bridge.roundtrip import evaluate_roundtrip, heldout_pieces
 
     pieces = heldout_pieces(args.midi, args.pieces)
-    report = evaluate_roundtrip(pieces, args.seconds, args.soundfont, args.checkpoint)
+    report = evaluate_roundtrip(pieces, args.seconds, args.soundfont, args.checkpoint, engine=args.engine)
     where = ", ".join(str(m) for m in args.midi) if args.midi else "data/jsb/test"
     print(f"{len(pieces)} held-out piece(s) of {where}, first {args.seconds:g} s each")
-    print(f"SoundFont {report.soundfont}; transcriber {report.checkpoint}")
+    sound = "SoundFont" if report.engine == "fluidsynth" else "TiMidity config"
+    print(f"{report.engine}: {sound} {report.soundfont}; transcriber {report.checkpoint}")
     print(report.table(), end="")
     if args.json is not None:
         print(f"JSON: {report.write_json(args.json)}")
@@ -131,9 +164,9 @@ def _cli_eval_roundtrip(args: argparse.Namespace) -> int:
 
 
 def add_eval_roundtrip_cli(eval_sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``eval roundtrip [--midi DIR ...] [--soundfont PATH] [--pieces N] [--seconds S]
-    [--checkpoint DIR] [--json OUT]`` on the ``eval`` group's subparsers."""
-    about = "note F1 of the transcriber on FluidSynth renders of held-out MIDI (MIDI -> audio -> MIDI)"
+    """Register ``eval roundtrip [--midi DIR ...] [--engine fluidsynth|timidity] [--soundfont PATH]
+    [--pieces N] [--seconds S] [--checkpoint DIR] [--json OUT]`` on the ``eval`` group's subparsers."""
+    about = "note F1 of the transcriber on renders of held-out MIDI (MIDI -> audio -> MIDI)"
     p = eval_sub.add_parser(
         "roundtrip",
         help=about,
@@ -147,7 +180,18 @@ def add_eval_roundtrip_cli(eval_sub: argparse._SubParsersAction) -> argparse.Arg
         help="MIDI folder (repeatable); its held-out files: test/, a test or valid split, valid/ beside "
         "train/, else every 20th file (default: data/jsb/test, the JSB test chorales)",
     )
-    p.add_argument("--soundfont", metavar="PATH", help=".sf2 for the renders (default: as `notewave render`)")
+    p.add_argument(
+        "--engine",
+        choices=["fluidsynth", "timidity"],
+        default="fluidsynth",
+        help="synthesizer of the renders: FluidSynth (default) or TiMidity++ with Freepats (drum tracks "
+        "are rendered by both, never reference notes)",
+    )
+    p.add_argument(
+        "--soundfont",
+        metavar="PATH",
+        help="FluidSynth: .sf2/.sf3 (default: as `notewave render`); TiMidity: a .cfg (default Freepats)",
+    )
     p.add_argument("--pieces", type=int, default=8, help="pieces per folder (default 8)")
     p.add_argument("--seconds", type=float, default=20.0, help="seconds of each piece (default 20)")
     p.add_argument("--checkpoint", metavar="DIR", help="transcriber checkpoint (default: the shipped one)")

@@ -18,6 +18,13 @@ random ``clip_seconds`` crop with random gain (-18..+8 dB) and, half of the time
 
 Held out for the benchmark (never in training): the JSB test chorales and the GM "ensemble"
 program family (48-55: string ensembles, choir aahs, voice oohs, synth voice, orchestra hit).
+
+With an :class:`~notewave.bridge.transcription.augment.Augmentation` (``notewave train transcriber
+--augment``, the default) the renders vary more (:mod:`notewave.bridge.transcription.augment`): every
+installed SoundFont but a held-out one, FluidSynth reverb and chorus, a random EQ, the level set to
+-16 dBFS RMS, the drum tracks of multi-track sources rendered under the pitched parts (never labels),
+some voices keeping their own GM program, and per crop a gain of -12..0 dB and coloured noise at
+20..40 dB SNR instead of the gain and white noise above.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import numpy as np
 import torch
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
+from notewave.bridge.transcription.augment import Augmentation, augment_crop, augment_medley, medley_effects
 from notewave.bridge.transcription.model import HEADS, MAX_MIDI, MIN_MIDI, N_KEYS, TranscriberConfig
 from notewave.bridge.transcription.notes import TICKS_PER_QUARTER, TICKS_PER_SECOND
 from notewave.errors import DataError, SoundfontError
@@ -49,20 +57,27 @@ HELDOUT_FAMILIES: dict[str, tuple[int, ...]] = {"ensemble": tuple(range(48, 56))
 TRAIN_PROGRAMS = tuple(p for family in TRAIN_FAMILIES.values() for p in family)
 TRAIN_SOUNDFONTS = ("TimGM6mb.sf2", "FluidR3_GM.sf2")
 
-PieceNotes = np.ndarray  # float64 [n, 5]: start s, end s, pitch, velocity, voice index
+PieceNotes = np.ndarray  # float64 [n, 6]: start s, end s, pitch, velocity, voice index (-1: drums), program
+# woodblock, taiko, melodic tom, ..., sound effects: never kept as a voice's own program
+UNPITCHED_PROGRAMS = tuple(range(115, 128))
 
 
-def load_piece(path: str | os.PathLike[str]) -> PieceNotes:
-    """Non-drum notes of a MIDI file as rows ``[start_s, end_s, pitch, velocity, voice]`` sorted by start."""
+def load_piece(path: str | os.PathLike[str], drums: bool = False) -> PieceNotes:
+    """Notes of a MIDI file as float64 rows ``[start_s, end_s, pitch, velocity, voice, program]`` sorted
+    by start: the non-drum tracks' notes (voice 0, 1, ... per track, its GM program), and with ``drums``
+    also the drum tracks' notes (voice -1, program -1; rendered, never labels). Raises MidiError."""
     from notewave.core.midi import load_score
 
     score = load_score(path).to("second")
+    pitched = [t for t in score.tracks if not t.is_drum]
     rows = [
-        (n.time, n.time + n.duration, n.pitch, n.velocity, v)
-        for v, t in enumerate(tr for tr in score.tracks if not tr.is_drum)
-        for n in t.notes
+        (n.time, n.end, n.pitch, n.velocity, v, t.program) for v, t in enumerate(pitched) for n in t.notes
     ]
-    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 5)
+    if drums:
+        rows += [
+            (n.time, n.end, n.pitch, n.velocity, -1, -1) for t in score.tracks if t.is_drum for n in t.notes
+        ]
+    return np.array(sorted(rows), dtype=np.float64).reshape(-1, 6)
 
 
 def training_files(folders: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], list[Path]]:
@@ -96,19 +111,33 @@ def make_medley(
     programs: Sequence[int] = TRAIN_PROGRAMS,
     excerpt_seconds: float = 30.0,
     augment: bool = True,
+    mix: Augmentation | None = None,
 ) -> tuple[Score, np.ndarray]:
     """Join excerpts of ``pieces`` (with random programs and, when ``augment``, tempo/key/velocity changes).
 
+    With ``mix`` (and ``mix.drums``) the pieces' drum rows (voice -1) go to a drum track (General MIDI
+    percussion, program 0), at the piece's tempo factor and with velocities scaled by a random factor
+    in ``mix.drum_velocity``, but never to the labels; a voice keeps its own program with probability
+    ``mix.source_programs`` (unless it is in a held-out family or :data:`UNPITCHED_PROGRAMS`).
+
     Returns:
-        ``(score, notes)``: a ``Score`` at 120 BPM (960 ticks per second), one track per program, and
-        the notes as float64 rows ``[start_s, end_s, pitch, velocity]`` on the same tick grid.
+        ``(score, notes)``: a ``Score`` at 120 BPM (960 ticks per second), one track per program (and one
+        drum track), and the pitched notes as float64 rows ``[start_s, end_s, pitch, velocity]`` on the
+        same tick grid.
     """
     tracks: dict[int, Track] = {}
     labels, cursor = [], 0.0
+    banned = {p for family in HELDOUT_FAMILIES.values() for p in family} | set(UNPITCHED_PROGRAMS)
     for notes in pieces:
+        drum = notes[:, 4] < 0
+        if mix is None or not mix.drums:
+            notes, drum = notes[~drum], drum[~drum]
+        if not len(notes):
+            continue
         factor = float(np.exp(rng.uniform(np.log(0.75), np.log(1.33)))) if augment else 1.0
         shift = int(rng.integers(-5, 7)) if augment else 0
-        lo, hi = notes[:, 2].min() + shift, notes[:, 2].max() + shift
+        pitches = notes[~drum, 2] if (~drum).any() else np.array([60.0])
+        lo, hi = pitches.min() + shift, pitches.max() + shift
         shift -= int(max(0, hi - MAX_MIDI) - max(0, MIN_MIDI - lo))
         start, end = notes[:, 0] * factor, notes[:, 1] * factor
         first = 0.0
@@ -119,11 +148,23 @@ def make_medley(
         voice_prog = (
             np.full(n_voices, rng.choice(programs)) if rng.random() < 0.35 else rng.choice(programs, n_voices)
         )
+        if mix is not None and mix.source_programs > 0 and notes.shape[1] > 5:
+            own = {int(v): int(p) for v, p in notes[~drum][:, 4:6]}
+            for v, p in sorted(own.items()):
+                if rng.random() < mix.source_programs and p not in banned:
+                    voice_prog[v] = p
         base = rng.uniform(45, 110) if augment else 80.0
         vel = np.clip(np.rint(base + rng.normal(0, 8, len(notes))), 15, 127) if augment else notes[:, 3]
+        if drum.any():
+            scale = rng.uniform(*mix.drum_velocity) if augment else 1.0
+            vel = np.where(drum, np.clip(np.rint(notes[:, 3] * scale), 1, 127), vel)
         for i in np.flatnonzero(keep):
             t0 = int(round((cursor + start[i] - first) * TICKS_PER_SECOND))
             t1 = int(round((cursor + min(end[i], first + excerpt_seconds) - first) * TICKS_PER_SECOND))
+            if drum[i]:
+                track = tracks.setdefault(-1, Track(name="drums", program=0, is_drum=True))
+                track.notes.append(Note(t0, max(1, t1 - t0), int(notes[i, 2]), int(vel[i])))
+                continue
             program = int(voice_prog[int(notes[i, 4])])
             track = tracks.setdefault(program, Track(name=f"p{program}", program=program, is_drum=False))
             track.notes.append(Note(t0, max(1, t1 - t0), int(notes[i, 2]) + shift, int(vel[i])))
@@ -166,7 +207,8 @@ def piano_roll(notes: np.ndarray, n_frames: int, frames_per_second: float) -> di
 
 
 class MedleyPool:
-    """Rendered medleys (padded audio + labels) and on-the-fly crops for training batches."""
+    """Rendered medleys (padded audio + labels) and on-the-fly crops for training batches; with ``mix``
+    (an :class:`~notewave.bridge.transcription.augment.Augmentation`) the augmented renders and crops."""
 
     def __init__(
         self,
@@ -176,8 +218,9 @@ class MedleyPool:
         size: int,
         pieces_per_medley: int = 4,
         excerpt_seconds: float = 30.0,
+        mix: Augmentation | None = None,
     ):
-        self.pieces, self.cfg, self.soundfonts = pieces, cfg, soundfonts
+        self.pieces, self.cfg, self.soundfonts, self.mix = pieces, cfg, soundfonts, mix
         self.size, self.per, self.excerpt = size, pieces_per_medley, excerpt_seconds
         self.items: list[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]] = []
 
@@ -189,16 +232,23 @@ class MedleyPool:
         soundfont: Path | None = None,
         programs: Sequence[int] = TRAIN_PROGRAMS,
     ) -> tuple:
-        """Render one medley: ``(padded wav float32 [samples + n_fft], labels, notes)``."""
+        """Render one medley: ``(padded wav float32 [samples + n_fft], labels, notes)``.
+
+        ``augment`` changes tempo, key and velocities; the pool's ``mix`` (effects, EQ, level, drums)
+        applies either way, so that validation medleys sound like training ones.
+        """
         from notewave.bridge.render import render_midi
 
         if pieces is None:
             pieces = [
                 self.pieces[i] for i in rng.choice(len(self.pieces), min(self.per, len(self.pieces)), False)
             ]
-        score, notes = make_medley(pieces, rng, programs, self.excerpt, augment)
+        score, notes = make_medley(pieces, rng, programs, self.excerpt, augment, self.mix)
         sf = soundfont or self.soundfonts[int(rng.integers(len(self.soundfonts)))]
-        wav, _ = render_midi(score, self.cfg.sample_rate, soundfont=sf, tail_seconds=0.5)
+        effects = medley_effects(rng, self.mix) if self.mix is not None else {}
+        wav, _ = render_midi(score, self.cfg.sample_rate, soundfont=sf, tail_seconds=0.5, **effects)
+        if self.mix is not None:
+            wav = augment_medley(wav[0], rng, self.cfg.sample_rate, self.mix)[None]
         n_frames = 1 + wav.shape[1] // self.cfg.hop_length
         pad = self.cfg.n_fft // 2
         return np.pad(wav[0], (pad, pad)), piano_roll(notes, n_frames, self.cfg.frames_per_second), notes
@@ -220,10 +270,15 @@ class MedleyPool:
             f0 = int(rng.integers(0, max(1, roll["frame"].shape[0] - clip_frames + 1)))
             crop = np.zeros(length, np.float32)
             piece = wav[f0 * hop : f0 * hop + length]
-            crop[: len(piece)] = piece * np.float32(10 ** (rng.uniform(-18, 8) / 20))
-            if rng.random() < 0.5:
-                crop += rng.normal(0, 10 ** (rng.uniform(-75, -40) / 20), length).astype(np.float32)
-            wavs.append(np.clip(crop, -1, 1))
+            if self.mix is not None:
+                crop[: len(piece)] = piece
+                level = float(np.sqrt(np.mean(np.square(wav, dtype=np.float64))))
+                wavs.append(augment_crop(crop, rng, level, self.mix)[0])
+            else:
+                crop[: len(piece)] = piece * np.float32(10 ** (rng.uniform(-18, 8) / 20))
+                if rng.random() < 0.5:
+                    crop += rng.normal(0, 10 ** (rng.uniform(-75, -40) / 20), length).astype(np.float32)
+                wavs.append(np.clip(crop, -1, 1))
             for h in HEADS:
                 lab = np.zeros((clip_frames, N_KEYS), np.float32)
                 part = roll[h][f0 : f0 + clip_frames]

@@ -7,6 +7,8 @@ labelled onsets (Hawthorne et al. 2018); onset labels are split between the two 
 true onset time and onset positives weigh :data:`ONSET_POS_WEIGHT` (5) times more, which makes the
 onset head fire above 0.5 within a few hundred steps. Optimisation: :class:`notewave.core.train.Trainer`
 (AdamW, lr 2e-3, warmup, cosine decay, checkpoints ``best/`` by validation loss and ``last/``).
+Augmentation (on by default; SoundFonts, effects, EQ, drums, gain, noise):
+:mod:`notewave.bridge.transcription.augment`; ``init`` fine-tunes a trained checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,12 @@ import torch
 import torch.nn.functional as F
 from symusic import Score
 
+from notewave.bridge.transcription.augment import (
+    HOLDOUT_SOUNDFONT,
+    Augmentation,
+    is_soundfont,
+    training_soundfonts,
+)
 from notewave.bridge.transcription.data import (
     HELDOUT_FAMILIES,
     TRAIN_FAMILIES,
@@ -39,6 +49,7 @@ from notewave.bridge.transcription.data import (
 from notewave.bridge.transcription.model import HEADS, Transcriber, TranscriberConfig
 from notewave.bridge.transcription.notes import decode_notes
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
+from notewave.errors import ConfigError
 
 __all__ = [  # data names re-exported from transcriber_data for existing importers
     "HELDOUT_FAMILIES",
@@ -60,6 +71,7 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
 ]
 
 ONSET_POS_WEIGHT = 5.0  # onsets are ~0.2 % of the (frame, key) cells
+MIN_NOTE_SECONDS = 1e-3  # zero-length notes are scored as this long
 
 
 def score_to_intervals(score: Score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,9 +91,13 @@ def note_f1(
     Onset tolerance 50 ms; offsets ignored, or within 20 % / 50 ms when ``with_offsets``. ``est`` is a
     ``Score`` or a :class:`~notewave.bridge.transcription.notes.NoteEvent` list, ``ref`` float rows
     ``[start_s, end_s, pitch, ...]``. With no reference or no estimated notes, all three are 1.0 when
-    both are empty, else 0.0.
+    both are empty, else 0.0. Notes of zero length (a MIDI note-on and note-off at one tick; synths
+    still sound them) count as lasting :data:`MIN_NOTE_SECONDS` (mir_eval refuses empty intervals).
     """
     import mir_eval
+
+    def _lengthened(iv: np.ndarray) -> np.ndarray:
+        return np.column_stack([iv[:, 0], np.maximum(iv[:, 1], iv[:, 0] + MIN_NOTE_SECONDS)])
 
     if isinstance(est, Score):
         est_iv, est_hz, _ = score_to_intervals(est)
@@ -92,9 +108,9 @@ def note_f1(
     if len(ref_hz) == 0 or len(est_hz) == 0:
         return (float(len(ref_hz) == len(est_hz)),) * 3
     return mir_eval.transcription.precision_recall_f1_overlap(
-        np.asarray(ref)[:, :2],
+        _lengthened(np.asarray(ref, dtype=np.float64)[:, :2]),
         ref_hz,
-        est_iv,
+        _lengthened(est_iv),
         est_hz,
         onset_tolerance=0.05,
         offset_ratio=0.2 if with_offsets else None,
@@ -142,6 +158,9 @@ def train_transcriber(
     seed: int = 0,
     config: TranscriberConfig | None = None,
     precision: str = "auto",
+    augment: bool | Augmentation = True,
+    holdout_soundfont: str | os.PathLike[str] | None = HOLDOUT_SOUNDFONT,
+    init: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Train a transcriber; writes ``run_dir/best``, ``run_dir/last`` and ``run_dir/summary.json``.
 
@@ -149,9 +168,18 @@ def train_transcriber(
         midi_dirs: MIDI folders (see :func:`training_files`).
         steps, batch_size, lr: optimisation (AdamW, warmup + cosine; ``batch_size`` crops per step).
         clip_seconds: crop length in seconds; pool_size: medleys kept; refresh_every: steps per new medley.
-        eval_every: validate (loss, onset F1) and save every N steps; val_pieces: validation excerpts (15 s).
-        soundfonts: SoundFont paths (default: TimGM6mb and FluidR3_GM when installed).
+        eval_every: validate (loss, onset F1) and save every N steps; val_pieces: validation excerpts (15 s),
+            the first validation files of the folders in turn (folder 1, folder 2, ..., folder 1, ...).
+        soundfonts: SoundFont paths (default with ``augment``: every installed SoundFont but
+            ``holdout_soundfont``; without: TimGM6mb and FluidR3_GM when installed).
         resume: continue from ``run_dir/last``.
+        augment: ``True`` (default) for :class:`~notewave.bridge.transcription.augment.Augmentation`'s
+            defaults, an ``Augmentation`` for others, ``False`` for the plain renders of
+            :mod:`~notewave.bridge.transcription.data` (no effects, EQ or drums).
+        holdout_soundfont: a SoundFont (path, file name or stem) never rendered in training, kept
+            for evaluation (default :data:`~notewave.bridge.transcription.augment.HOLDOUT_SOUNDFONT`).
+        init: a transcriber checkpoint folder to start from (its weights, sizes and feature
+            standardisation; the optimizer and schedule start anew); not with ``config`` or ``resume``.
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
 
@@ -159,30 +187,42 @@ def train_transcriber(
         Summary dict: steps, wall time (s), best validation loss, final validation onset F1, parameters.
 
     Raises:
-        DataError, SoundfontError, CheckpointError (resume), RenderError.
+        DataError, SoundfontError, CheckpointError (resume, init), RenderError; ConfigError for a
+        held-out SoundFont among ``soundfonts``, or ``init`` with ``config`` or ``resume``.
     """
     start_time, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     run = Path(run_dir)
-    train_files, valid_files = training_files(midi_dirs)
-    fonts = _soundfonts(soundfonts)
-    model = (
-        Transcriber.from_pretrained(run / "last") if resume else Transcriber(config or TranscriberConfig())
-    )
+    if init is not None and (config is not None or resume):
+        raise ConfigError("init starts from a checkpoint: give neither config nor resume with it")
+    mix = augment if isinstance(augment, Augmentation) else Augmentation() if augment else None
+    train_files, _ = training_files(midi_dirs)  # (checks every file against the JSB test split)
+    fonts = training_soundfonts(soundfonts, holdout_soundfont) if mix else _soundfonts(soundfonts)
+    held = [f for f in fonts if is_soundfont(f, holdout_soundfont)]
+    if held:
+        raise ConfigError(f"SoundFont {str(held[0])!r} is held out of training (holdout {holdout_soundfont})")
+    if resume:
+        model = Transcriber.from_pretrained(run / "last")
+    else:
+        model = Transcriber.from_pretrained(init) if init else Transcriber(config or TranscriberConfig())
     cfg = model.config
-    pieces = [p for p in map(load_piece, train_files) if len(p)]
+    drums = mix is not None and mix.drums
+    pieces = [p for p in (load_piece(f, drums) for f in train_files) if len(p)]
     rng = np.random.default_rng(seed + (1_000_003 if resume else 0))
-    pool = MedleyPool(pieces, cfg, fonts, pool_size)
+    pool = MedleyPool(pieces, cfg, fonts, pool_size, mix=mix)
     for _ in range(pool_size):
         pool.refresh(rng)
-    if not resume:  # feature standardisation from the (un-augmented) first pool
+    if not resume and init is None:  # feature standardisation from the first pool
         mel = torch.cat(
             [model.features.log_mel(torch.from_numpy(w[None]), center=False)[0] for w, _, _ in pool.items]
         )
         model.features.feature_mean.copy_(mel.mean(0))
         model.features.feature_std.copy_(mel.std(0).clamp_min(1e-3))
     val_rng = np.random.default_rng(12345)
-    val_src = [p for p in map(load_piece, valid_files[:val_pieces]) if len(p)]
+    from notewave.symbolic.train import split_folder
+
+    in_turn = [f for group in zip_longest(*(split_folder(Path(d))[1] for d in midi_dirs)) for f in group if f]
+    val_src = [p for p in (load_piece(f, drums) for f in in_turn[:val_pieces]) if len(p)]
     pool.excerpt = 15.0  # validation: the first 15 s of each piece, at its own tempo, key and velocities
     val_items = [pool.render(val_rng, [p], False, fonts[i % len(fonts)]) for i, p in enumerate(val_src)]
     pool.excerpt = 30.0
@@ -234,6 +274,9 @@ def train_transcriber(
         "train_pieces": len(pieces),
         "val_pieces": len(val_items),
         "soundfonts": [str(f) for f in fonts],
+        "holdout_soundfont": None if holdout_soundfont is None else str(holdout_soundfont),
+        "augment": None if mix is None else asdict(mix),
+        "init": None if init is None else str(init),
         "history": history,
     }
     run.mkdir(parents=True, exist_ok=True)
