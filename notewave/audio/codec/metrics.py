@@ -19,6 +19,10 @@ Metrics (reference ``x`` and estimate ``x_hat``, mono, same rate and length):
 * codebook usage per codebook: perplexity (exp of the code-histogram entropy; 1..N) and the
   share of dead codes (never used on these clips).
 
+:func:`evaluate_codec` computes them over a set of clips, and with ``groups`` (e.g. the package of
+each held-out track of ``notewave data game-music``: :func:`package_clips`) also per group;
+:func:`format_table` and :func:`format_group_table` print them.
+
 Opus (RFC 6716; https://opus-codec.org) runs through ``opusenc --bitrate B`` and ``opusdec``
 from opus-tools on temporary WAV files at 48 kHz (Opus' native rate); the result is resampled
 back. Without opus-tools installed (``apt-get install opus-tools``), the Opus rows say so.
@@ -198,6 +202,44 @@ def heldout_clips(
     return torch.stack(clips)[:, None], names
 
 
+def package_clips(
+    root: str | os.PathLike[str], sample_rate: int, seconds: float = 5.0, per_track: int = 2,
+    split: str = "test",
+) -> tuple[torch.Tensor, list[str], list[str]]:  # fmt: skip
+    """:func:`heldout_clips` of every ``root/<package>/<split>/*.flac`` (``notewave data game-music``).
+
+    Returns:
+        ``(clips float32 [M, 1, seconds * sample_rate], names, package of each clip)``, packages in
+        sorted order.
+
+    Raises:
+        AudioError: no ``<package>/<split>`` folder with FLAC files under ``root``.
+    """
+    clips, names, groups = [], [], []
+    for folder in sorted(Path(root).glob(f"*/{split}")):
+        files = sorted(folder.glob("*.flac"))
+        if files:
+            part, part_names = heldout_clips(files, sample_rate, seconds, per_track)
+            clips.append(part)
+            names += part_names
+            groups += [folder.parent.name] * len(part_names)
+    if not clips:
+        raise AudioError(f"no <package>/{split}/*.flac under {root} (run `notewave data game-music`)")
+    return torch.cat(clips), names, groups
+
+
+def _clip_chroma(reference: Any, estimate: Any, sample_rate: int) -> np.ndarray:
+    """float64 ``[M]``: each clip's argmax-chroma cosine (nan for a silent clip)."""
+    from notewave.bridge.chroma import chroma_from_audio, chroma_similarity
+
+    x, y = _pair(reference, estimate)
+    means = []
+    for a, b in zip(x.numpy(), y.numpy()):
+        ca, cb = (chroma_from_audio(w, sample_rate, argmax=True) for w in (a, b))
+        means.append(chroma_similarity(ca, cb)[0])
+    return np.asarray(means, dtype=np.float64)
+
+
 def chroma_fidelity(reference: Any, estimate: Any, sample_rate: int) -> float:
     """Mean over clips of the frame-wise cosine of argmax chromagrams (see the module docstring).
 
@@ -207,24 +249,31 @@ def chroma_fidelity(reference: Any, estimate: Any, sample_rate: int) -> float:
     Returns:
         A float in [0, 1] (``nan`` when every clip is silent).
     """
-    from notewave.bridge.chroma import chroma_from_audio, chroma_similarity
-
-    x, y = _pair(reference, estimate)
-    means = []
-    for a, b in zip(x.numpy(), y.numpy()):
-        ca, cb = (chroma_from_audio(w, sample_rate, argmax=True) for w in (a, b))
-        means.append(chroma_similarity(ca, cb)[0])
-    means = [m for m in means if not math.isnan(m)]
-    return float(np.mean(means)) if means else math.nan
+    means = _clip_chroma(reference, estimate, sample_rate)
+    return float(np.nanmean(means)) if np.isfinite(means).any() else math.nan
 
 
-def _scores(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int) -> dict[str, float]:
+def _scores(reference: torch.Tensor, estimate: torch.Tensor, sample_rate: int, chroma: np.ndarray) -> dict:
     return {
         "mel": round(mel_distance(reference, estimate, sample_rate), 4),
         "stft": round(stft_distance(reference, estimate), 4),
         "si_sdr": round(si_sdr(reference, estimate), 2),
-        "chroma": round(chroma_fidelity(reference, estimate, sample_rate), 3),
+        "chroma": round(float(np.nanmean(chroma)), 3) if np.isfinite(chroma).any() else math.nan,
     }
+
+
+def _add_rows(
+    tables: dict[str, list], masks: dict[str, torch.Tensor], clips: torch.Tensor, audio: torch.Tensor,
+    sample_rate: int, head: dict[str, Any], codes: torch.Tensor | None = None, size: int = 0,
+) -> None:  # fmt: skip
+    """Append one system's row (``head``, scores, codebook usage of ``codes``) to each table."""
+    chroma = _clip_chroma(clips, audio, sample_rate)
+    for name, mask in masks.items():
+        row = {**head, **_scores(clips[mask], audio[mask], sample_rate, chroma[mask.numpy()])}
+        if codes is not None:
+            usage = codebook_usage(codes[mask], size)
+            row.update({key: [round(v, 3) for v in vals] for key, vals in usage.items()})
+        tables[name].append(row)
 
 
 @torch.no_grad()
@@ -235,50 +284,58 @@ def evaluate_codec(
     opus_bitrates: Sequence[float] = (6.0,),
     plot: str | os.PathLike[str] | None = None,
     batch_size: int = 4,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``codec`` with each of ``n_q`` codebooks (default: K) and of Opus at ``opus_bitrates`` kbps.
 
     Args:
         clips: float32 ``[M, 1, N]`` at ``codec.sample_rate`` (e.g. from :func:`heldout_clips`).
         plot: write the codebook-usage bar plot (all K codebooks) to this PNG.
+        groups: a label per clip (e.g. the package of :func:`package_clips`): the same table is
+            also computed over each group's clips.
 
     Returns:
         ``{"clips", "seconds", "rows": [{"system", "kbps", "mel", "stft", "si_sdr", ...}], "opus"}``;
         codec rows also hold ``perplexity`` and ``dead_share`` per codebook; ``opus`` is
-        ``"ok"`` or why Opus was skipped.
+        ``"ok"`` or why Opus was skipped. With ``groups``, also ``"groups": {label: {"clips",
+        "seconds", "rows"}}`` (labels in order of first appearance).
+
+    Raises:
+        ConfigError: ``groups`` not one label per clip.
     """
     codec.eval()
+    labels, rate = list(groups or []), codec.sample_rate
+    if groups is not None and len(labels) != clips.shape[0]:
+        raise ConfigError(f"groups has {len(labels)} labels for {clips.shape[0]} clips")
+    masks = {"": torch.ones(clips.shape[0], dtype=torch.bool)}
+    masks.update({g: torch.tensor([x == g for x in labels]) for g in dict.fromkeys(labels)})
+    tables: dict[str, list] = {name: [] for name in masks}
     codes = torch.cat([codec.encode(c) for c in clips.split(batch_size)])
-    rows = []
     for k in n_q or [codec.num_codebooks]:
         audio = torch.cat([codec.decode(c[:, :k]) for c in codes.split(batch_size)])[..., : clips.shape[-1]]
-        row = {"system": f"notewave codec, {k} codebook{'s' * (k > 1)}", "kbps": round(codec.bitrate(k), 3)}
-        row.update(_scores(clips, audio, codec.sample_rate))
-        row.update(
-            {
-                key: [round(v, 3) for v in vals]
-                for key, vals in codebook_usage(codes[:, :k], codec.codebook_size).items()
-            }
-        )
-        rows.append(row)
+        head = {"system": f"notewave codec, {k} codebook{'s' * (k > 1)}", "kbps": round(codec.bitrate(k), 3)}
+        _add_rows(tables, masks, clips, audio, rate, head, codes[:, :k], codec.codebook_size)
     opus = "ok" if opus_available() else OPUS_MISSING
-    for rate in opus_bitrates if opus == "ok" else ():
-        decoded, sizes = [], []
-        for clip in clips:
-            out, payload, file_kbps = opus_roundtrip(clip[0].numpy(), codec.sample_rate, rate)
-            decoded.append(torch.from_numpy(out))
-            sizes.append((payload, file_kbps))
-        payload, file_kbps = np.mean(sizes, axis=0).tolist()
-        row = {
-            "system": f"Opus --bitrate {rate:g}",
-            "kbps": round(payload, 3),
-            "file_kbps": round(file_kbps, 3),
-        }
-        rows.append({**row, **_scores(clips, torch.stack(decoded), codec.sample_rate)})
+    for kbps in opus_bitrates if opus == "ok" else ():
+        runs = [opus_roundtrip(clip[0].numpy(), rate, kbps) for clip in clips]
+        decoded = torch.stack([torch.from_numpy(out) for out, _, _ in runs])
+        sizes = torch.tensor([run[1:] for run in runs], dtype=torch.float64)
+        for name, mask in masks.items():
+            payload, file_kbps = sizes[mask].mean(0).tolist()
+            head = {"system": f"Opus --bitrate {kbps:g}", "kbps": round(payload, 3)}
+            head["file_kbps"] = round(file_kbps, 3)
+            _add_rows({name: tables[name]}, {name: mask}, clips, decoded, rate, head)
     if plot is not None:
         plot_codebook_usage(codes, codec.codebook_size, plot)
-    seconds = clips.shape[0] * clips.shape[-1] / codec.sample_rate
-    return {"clips": int(clips.shape[0]), "seconds": round(seconds, 1), "rows": rows, "opus": opus}
+    seconds = clips.shape[-1] / rate
+    summary = {
+        name: {"clips": int(m.sum()), "seconds": round(int(m.sum()) * seconds, 1)}
+        for name, m in masks.items()
+    }
+    result = {**summary[""], "rows": tables[""], "opus": opus}
+    if groups is not None:
+        result["groups"] = {g: {**summary[g], "rows": tables[g]} for g in tables if g}
+    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -294,4 +351,18 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if result.get("opus", "ok") != "ok":
         lines.append(f"\nOpus skipped: {result['opus']}")
+    return "\n".join(lines)
+
+
+def format_group_table(result: dict[str, Any], metric: str = "mel") -> str:
+    """A Markdown table of one ``metric`` (a row key: ``mel``, ``chroma``, ...) per system and group.
+
+    ``result``: :func:`evaluate_codec` called with ``groups``; the last column is over all clips.
+    """
+    groups = result.get("groups", {})
+    lines = ["| system | kbps | " + " | ".join([*groups, "all"]) + " |", "|---" * (len(groups) + 3) + "|"]
+    for i, row in enumerate(result["rows"]):
+        values = [g["rows"][i][metric] for g in groups.values()] + [row[metric]]
+        cells = [row["system"], f"{row['kbps']:.2f}", *(f"{v:.3f}" for v in values)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -3,12 +3,12 @@
 Mono audio ``[B, 1, N]`` (float32 in [-1, 1] at ``sample_rate`` Hz) -> encoder -> latents
 ``[B, dim, T]`` at ``frame_rate = sample_rate / hop_length`` Hz (``hop_length = prod(strides)``
 samples) -> RVQ (:mod:`notewave.audio.codec.quantize`): ``num_codebooks`` int codes per frame -> decoder.
-After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), without the LSTM.
-Encoder: Conv1d stem; per stride ``s``: residual units (ELU, dilated Conv1d k=3 to half width,
-ELU, Conv1d k=1 back, plus the input), ELU, Conv1d (kernel ``2 s``, stride ``s``) doubling the
-channels; ELU, Conv1d to ``dim``. The decoder mirrors it with ConvTranspose1d. All convolutions
-are weight-normalised. Lengths are exact: the input is zero-padded to a multiple of
-``hop_length``, so ``encode`` gives ``ceil(N / hop_length)`` frames, ``decode`` ``T * hop_length`` samples.
+After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), without the LSTM; the
+layers are in :mod:`notewave.audio.codec.layers` (all convolutions weight-normalised). ``encode`` and
+``decode`` run a folded copy of them (:mod:`notewave.audio.codec.inference`: plain weights,
+channels-last convolutions; the same outputs to float rounding). Lengths are exact: the input is
+zero-padded to a multiple of ``hop_length``, so ``encode`` gives ``ceil(N / hop_length)`` frames,
+``decode`` ``T * hop_length`` samples.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from notewave.audio.codec.inference import folded
+from notewave.audio.codec.layers import SEANetDecoder, SEANetEncoder, receptive_reach
 from notewave.audio.codec.quantize import ResidualVectorQuantizer
 from notewave.core.audio_io import AudioLike, load_audio
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
@@ -35,14 +37,6 @@ from notewave.paths import DEFAULT_CODEC_CHECKPOINT
 KIND = "codec"
 CHUNK_SECONDS = 5.0  #: window of chunked encode / decode, in seconds
 PathLike = str | os.PathLike[str]
-
-
-def _weight_norm(conv: nn.Module, fan_in: int, gain: float = 1.0) -> nn.Module:
-    """Init N(0, gain^2 / fan_in) and zero bias (PyTorch's default shrinks the signal under large
-    bias offsets, so the latents barely vary and training stalls), then weight norm."""
-    nn.init.normal_(conv.weight, std=gain / math.sqrt(fan_in))
-    nn.init.zeros_(conv.bias)
-    return nn.utils.parametrizations.weight_norm(conv)
 
 
 @dataclass(frozen=True)
@@ -106,80 +100,6 @@ class CodecConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _conv(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1, gain: float = 1.0) -> nn.Module:
-    """Conv1d (kernel ``k``) keeping ``N / stride`` frames for N a multiple of ``stride`` (``k = 2 s``)."""
-    pad = (stride + 1) // 2 if stride > 1 else (k - 1) * dilation // 2
-    conv = nn.Conv1d(cin, cout, k, stride=stride, dilation=dilation, padding=pad)
-    return _weight_norm(conv, cin * k, gain)
-
-
-class ResidualUnit(nn.Module):
-    """``x + Conv1d_k1(ELU(Conv1d_k3,dilated(ELU(x))))`` through half the channels."""
-
-    def __init__(self, channels: int, dilation: int):
-        super().__init__()
-        half = max(1, channels // 2)  # the residual branch starts small (gain 0.5)
-        self.block = nn.Sequential(nn.ELU(), _conv(channels, half, 3, dilation=dilation))
-        self.block.extend([nn.ELU(), _conv(half, channels, 1, gain=0.5)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.block(x)
-
-
-class Upsample(nn.Module):
-    """ConvTranspose1d (kernel ``2 s``, stride ``s``): ``[B, C, T] -> [B, C', T * s]`` exactly."""
-
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.stride = stride
-        self.conv = _weight_norm(nn.ConvTranspose1d(cin, cout, 2 * stride, stride=stride), 2 * cin)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        left = self.stride // 2  # the transposed conv gives T * s + s samples
-        return self.conv(x)[..., left : left + x.shape[-1] * self.stride]
-
-
-class SEANetEncoder(nn.Sequential):
-    """``wav [B, 1, N] -> latents [B, dim, N / hop_length]`` for N a multiple of the hop length."""
-
-    def __init__(self, cfg: CodecConfig):
-        width = cfg.channels
-        layers: list[nn.Module] = [_conv(1, width, cfg.kernel_size)]
-        for stride in cfg.strides:
-            layers += [ResidualUnit(width, d) for d in cfg.dilations]
-            layers += [nn.ELU(), _conv(width, 2 * width, 2 * stride, stride=stride)]
-            width *= 2
-        super().__init__(*layers, nn.ELU(), _conv(width, cfg.dim, cfg.kernel_size))
-
-
-class SEANetDecoder(nn.Sequential):
-    """``latents [B, dim, T] -> wav [B, 1, T * hop_length]``, the mirror of :class:`SEANetEncoder`."""
-
-    def __init__(self, cfg: CodecConfig):
-        width = cfg.channels * 2 ** len(cfg.strides)
-        layers: list[nn.Module] = [_conv(cfg.dim, width, cfg.kernel_size)]
-        for stride in reversed(cfg.strides):
-            layers += [nn.ELU(), Upsample(width, width // 2, stride)]
-            width //= 2
-            layers += [ResidualUnit(width, d) for d in cfg.dilations]
-        super().__init__(*layers, nn.ELU(), _conv(width, 1, cfg.kernel_size))
-
-
-def _reach(layers: nn.Module, step: int, decoder: bool) -> int:
-    """Upper bound of the one-sided receptive field of ``layers`` in samples; ``step``: samples per
-    input position (1 for the encoder, hop for the decoder). Convs add ``max(pad, (k-1) d - pad)``."""
-    reach = 0
-    for module in layers.modules():
-        if isinstance(module, nn.ConvTranspose1d):  # an upsampling output sees two input positions
-            reach += 2 * step
-            step //= module.stride[0]
-        elif isinstance(module, nn.Conv1d):
-            (k,), (d,), (pad,), (s,) = module.kernel_size, module.dilation, module.padding, module.stride
-            reach += max(pad, (k - 1) * d - pad) * step
-            step = step // s if decoder else step * s
-    return reach
-
-
 class CodecOutput(NamedTuple):
     """What :meth:`Codec.forward` returns."""
 
@@ -195,6 +115,8 @@ class Codec(nn.Module):
     Properties: ``sample_rate`` (Hz), ``hop_length`` (samples per frame), ``frame_rate``
     (frames per second), ``num_codebooks`` (K), ``codebook_size`` (N).
     """
+
+    fast_inference: bool = True  #: encode/decode through the folded copy (False: the modules themselves)
 
     def __init__(self, config: CodecConfig | None = None):
         super().__init__()
@@ -250,7 +172,8 @@ class Codec(nn.Module):
         if chunk_seconds is not None and not chunk_seconds > 0:
             raise ConfigError(f"chunk_seconds must be positive seconds or None, got {chunk_seconds}")
         chunk = max(1, frames if chunk_seconds is None else round(chunk_seconds * self.frame_rate))
-        reach = _reach(self.decoder, self.hop_length, True) if decoder else _reach(self.encoder, 1, False)
+        layers, step = (self.decoder, self.hop_length) if decoder else (self.encoder, 1)
+        reach = receptive_reach(layers, step, decoder)
         ctx, starts = -(-reach // self.hop_length) + 1, range(0, frames, chunk)
         return [(a, min(frames, a + chunk), max(0, a - ctx), min(frames, a + chunk + ctx)) for a in starts]
 
@@ -270,6 +193,12 @@ class Codec(nn.Module):
         if not bool(torch.isfinite(wav).all()):
             raise AudioError("the waveform contains NaN or infinite samples")
         return wav.float()
+
+    def _layers(self, layers: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``layers``, or its folded copy (no gradients, :attr:`fast_inference` on, no forward hooks)."""
+        hooked = layers._forward_hooks or layers._forward_pre_hooks  # hooks see the module's own calls
+        fast = self.fast_inference and not torch.is_grad_enabled() and not hooked
+        return folded(layers) if fast else layers
 
     def _pad(self, wav: torch.Tensor) -> torch.Tensor:  # zero-padded to whole frames
         return F.pad(wav, (0, self.num_frames(wav.shape[-1]) * self.hop_length - wav.shape[-1]))
@@ -307,7 +236,7 @@ class Codec(nn.Module):
         frames = self.num_frames(wav.shape[-1])
         codes = []
         for a, b, lo, hi in self.chunk_spans(frames, chunk_seconds):
-            latents = self.encoder(self._pad(wav[..., lo * hop : hi * hop]).to(device))
+            latents = self._layers(self.encoder)(self._pad(wav[..., lo * hop : hi * hop]).to(device))
             codes.append(self.quantizer.encode(latents[..., a - lo : b - lo], n_q))
         return torch.cat(codes, -1)
 
@@ -328,7 +257,7 @@ class Codec(nn.Module):
 
     @torch.no_grad()
     def _decode_span(self, latents: torch.Tensor, a: int, b: int, lo: int, hi: int) -> torch.Tensor:
-        wav = self.decoder(latents[..., lo:hi])
+        wav = self._layers(self.decoder)(latents[..., lo:hi])
         return wav[..., (a - lo) * self.hop_length : (b - lo) * self.hop_length].clamp(-1.0, 1.0)
 
     def decode(self, codes: torch.Tensor, chunk_seconds: float | None = CHUNK_SECONDS) -> torch.Tensor:

@@ -44,11 +44,12 @@ from notewave.errors import ConfigError
 _CHUNK_ELEMENTS = 1 << 22  # distance-matrix entries computed at once
 
 
-def _nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """Index (int64 ``[M]``) of the nearest row of ``codebook [N, D]`` for each row of ``x [M, D]``."""
-    code_sq = codebook.pow(2).sum(1)
+def _nearest(x: torch.Tensor, codebook: torch.Tensor, code_sq: torch.Tensor | None = None) -> torch.Tensor:
+    """Index (int64 ``[M]``) of the nearest row of ``codebook [N, D]`` for each row of ``x [M, D]``:
+    argmin of ``|c|^2 - 2 x.c`` as one matmul (``code_sq``: the ``[N]`` squared norms, if known)."""
+    code_sq = codebook.pow(2).sum(1) if code_sq is None else code_sq
     rows = max(1, _CHUNK_ELEMENTS // codebook.shape[0])
-    parts = [(code_sq - 2 * chunk @ codebook.T).argmin(1) for chunk in x.split(rows)]
+    parts = [torch.addmm(code_sq, chunk, codebook.T, alpha=-2).argmin(1) for chunk in x.split(rows)]
     return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=x.device)
 
 
@@ -160,6 +161,14 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("codebook", codebook)
         self.register_buffer("cluster_size", torch.full((codebook_size,), 0.0 if kmeans_init else 1.0))
         self.register_buffer("embed_sum", codebook.clone())
+        self._norms: tuple[tuple, torch.Tensor] | None = None  # code_norms() cache, not state
+
+    def code_norms(self) -> torch.Tensor:
+        """float32 ``[N]`` squared norms of the codebook vectors, cached until the codebook changes."""
+        book, key = self.codebook, (self.codebook.data_ptr(), self.codebook._version, self.codebook.device)
+        if self._norms is None or self._norms[0] != key:
+            self._norms = (key, book.float().pow(2).sum(1))
+        return self._norms[1]
 
     @torch.no_grad()
     def init_codebook(self, flat: torch.Tensor) -> None:
@@ -235,7 +244,7 @@ class VectorQuantizer(nn.Module):
         _check_latents(x, self.dim)
         with torch.autocast(device_type=x.device.type, enabled=False):
             flat = x.transpose(1, 2).reshape(-1, self.dim).float()
-            return _nearest(flat, self.codebook.float()).view(x.shape[0], x.shape[2])
+            return _nearest(flat, self.codebook.float(), self.code_norms()).view(x.shape[0], x.shape[2])
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """float32 ``[B, D, T]`` codebook vectors of ``codes`` int ``[B, T]`` in ``[0, N)``."""
@@ -358,26 +367,24 @@ class ResidualVectorQuantizer(nn.Module):
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Codes int64 ``[B, n_q, T]`` of latents ``x [B, D, T]`` (n_q defaults to K; no updates)."""
         _check_latents(x, self.dim)
-        residual = x.float()
-        codes = []
-        for layer in self.layers[: self._n_q(n_q)]:
-            codes.append(layer.encode(residual))
-            residual = residual - layer._lookup(codes[-1])
-        return torch.stack(codes, 1)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            residual = x.transpose(1, 2).reshape(-1, self.dim).float()  # [B * T, D]
+            codes = []
+            for layer in self.layers[: self._n_q(n_q)]:
+                codebook = layer.codebook.float()
+                codes.append(_nearest(residual, codebook, layer.code_norms()))
+                residual = residual - F.embedding(codes[-1], codebook)
+        return torch.stack(codes, 1).view(x.shape[0], x.shape[2], -1).transpose(1, 2).contiguous()
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """float32 latents ``[B, D, T]`` from codes int ``[B, n_q, T]``, 1 <= n_q <= K.
-
-        Fewer codebooks than K give a coarser reconstruction.
+        """float32 latents ``[B, D, T]`` from codes int ``[B, n_q, T]``, 1 <= n_q <= K (fewer: coarser).
 
         Raises:
             ConfigError: wrong rank or dtype, n_q = 0 or > K, or codes outside [0, N).
         """
-        codes = _check_codes(codes, self.codebook_size, 3, "[B, n_q, T]")
-        if not 1 <= codes.shape[1] <= self.num_codebooks:
-            raise ConfigError(
-                f"codes have {codes.shape[1]} codebooks; this quantizer takes 1..{self.num_codebooks}"
-            )
+        codes, most = _check_codes(codes, self.codebook_size, 3, "[B, n_q, T]"), self.num_codebooks
+        if not 1 <= codes.shape[1] <= most:
+            raise ConfigError(f"codes have {codes.shape[1]} codebooks; this quantizer takes 1..{most}")
         return sum(layer._lookup(codes[:, k]) for k, layer in enumerate(self.layers[: codes.shape[1]]))
 
     def bitrate(self, frame_rate: float, n_q: int | None = None) -> float:

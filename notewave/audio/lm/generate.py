@@ -1,7 +1,9 @@
 """Generation with the audio LM: KV-cache decoding, classifier-free guidance, prompts, sliding windows.
 
 * **Decoding**: the conditions prefix and every step up to the first code to sample are fed in
-  one forward pass (prefill); then one step at a time with the transformer's KV cache. At each
+  one forward pass (prefill); then one step at a time with the transformer's KV cache (through
+  :mod:`notewave.audio.lm.step`: the same logits as the model's forward, in fewer calls), all on
+  one torch thread (the operations are too small to split between threads). At each
   step the codebooks the pattern places there are sampled (temperature, top-k, top-p; the
   special token has no logit, so it is never sampled) and the others are kept.
 * **Classifier-free guidance** (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance"; for
@@ -21,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -28,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from notewave.audio.lm.conditioning import Conditions
+from notewave.audio.lm.step import DecodeStep, one_thread
 from notewave.core.sampling import sample
 from notewave.errors import ConfigError
 
@@ -73,6 +77,7 @@ def generate_window(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
+    lean: bool = True,
 ) -> torch.Tensor:
     """Codes int64 ``[B, K, frames]`` (``frames <= model.max_frames``) for one window.
 
@@ -80,6 +85,10 @@ def generate_window(
         conditions: B items, melody of ``frames`` frames (padded inside to the window).
         prompt: int64 ``[B, K, P]`` codes of the first ``P < frames`` frames, kept as they are.
         generator: the random generator of the draws.
+        lean: on one torch thread (:func:`~notewave.audio.lm.step.one_thread`), decode the steps after
+            the prefill with :class:`~notewave.audio.lm.step.DecodeStep` (eval mode only; the same
+            logits as ``model.forward``, faster); ``False``: ``model.forward`` per step, on the
+            process's threads.
     """
     pattern, special = model.pattern, model.special
     batch, k = conditions.batch_size, model.num_codebooks
@@ -95,19 +104,27 @@ def generate_window(
     todo = layout >= known  # [K, S] positions to sample
     first = int(torch.nonzero(todo.any(0))[0, 0])
     rows = batch if cfg_coef == 1.0 else 2 * batch
-    cache = model.new_cache(rows)
-    inputs = model.input_tokens(seq)
-    cond = conditions.to(device)
-    logits = cfg_forward(model, inputs[:, :, : first + 1], cond, cache, cfg_coef, frames)[:, :, -1]
-    bar = tqdm(total=steps - first, desc="generate", unit="step", disable=not progress, leave=False)
-    for step in range(first, steps):
-        if step > first:
-            logits = cfg_forward(model, seq[:, :, step - 1 : step], None, cache, cfg_coef, frames)[:, :, -1]
-        drawn = sample(logits.reshape(batch * k, -1), temperature, top_k, top_p, generator=generator).view(
-            batch, k
-        )
-        seq[:, :, step] = torch.where(todo[:, step], drawn, seq[:, :, step])
-        bar.update(1)
+    lean = lean and not model.training and hasattr(model, "heads")
+    with one_thread() if lean else contextlib.nullcontext():
+        cache = model.new_cache(rows)
+        inputs = model.input_tokens(seq)
+        logits = cfg_forward(model, inputs[:, :, : first + 1], conditions.to(device), cache, cfg_coef, frames)
+        logits = logits[:, :, -1]
+        decode = DecodeStep(model, frames) if lean else None
+        bar = tqdm(total=steps - first, desc="generate", unit="step", disable=not progress, leave=False)
+        for step in range(first, steps):
+            if step > first:
+                tokens = seq[:, :, step - 1 : step]
+                if decode is None:
+                    logits = cfg_forward(model, tokens, None, cache, cfg_coef, frames)[:, :, -1]
+                elif cfg_coef == 1.0:
+                    logits = decode(tokens, cache, step)[:, :, -1]
+                else:
+                    both = decode(torch.cat([tokens, tokens]), cache, step)[:, :, -1]
+                    logits = guided_logits(*both.chunk(2), cfg_coef)
+            drawn = sample(logits.reshape(batch * k, -1), temperature, top_k, top_p, generator=generator)
+            seq[:, :, step] = torch.where(todo[:, step], drawn.view(batch, k), seq[:, :, step])
+            bar.update(1)
     bar.close()
     return pattern.revert(seq, frames)
 
@@ -129,7 +146,7 @@ def generate_codes(
         frames: output frames (prompt included).
         prompt: int64 ``[B, K, P]`` first frames, ``P < frames``.
         keep: frames of context kept when the window slides (default ``max_frames // 2``).
-        sampling: ``cfg_coef``, ``temperature``, ``top_k``, ``top_p``, ``generator`` of
+        sampling: ``cfg_coef``, ``temperature``, ``top_k``, ``top_p``, ``generator``, ``lean`` of
             :func:`generate_window`.
 
     Raises:
