@@ -101,7 +101,7 @@ def main() -> None:
                 chroma_similarity(chroma_from_audio(ref, rate, fps, argmax=True), melody)[0]
             )
             notes["render (reference)"].append(transcription_adherence(ref, rate, path, args.seconds))
-            codes = sound.codec.encode(torch.from_numpy(ref)[None])
+            codes = sound.codec.encode(torch.from_numpy(ref)[None], n_q=model.num_codebooks)  # the LM's K
             pieces.append((codes[:, :, : model.max_frames], melody))
             resynth = sound.codec.decode(codes)[0].numpy()
             scores["render through the codec"].append(

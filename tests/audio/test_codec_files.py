@@ -5,6 +5,7 @@ music, stereo OGG at 44.1 kHz) with the shipped codec (``data/checkpoints/codec`
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tracemalloc
@@ -19,7 +20,7 @@ import torch
 
 from notewave.audio.codec.data import WESNOTH_MUSIC
 from notewave.audio.codec.files import load_codes, save_codes
-from notewave.audio.codec.model import Codec
+from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec
 from notewave.cli import main
 from notewave.core.audio_io import BLOCK_FRAMES, load_audio
 from notewave.errors import ConfigError, DataError
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def codec() -> Codec:
-    return Codec.from_pretrained()  # 32 kHz, hop 640, 4 x 1024 codes
+    return Codec.from_pretrained()  # 32 kHz, hop 640, K x 1024 codes
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def clip() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def code_file(codec: Codec, clip: torch.Tensor, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The codes of the first 3 s of the clip (``[4, 150]``, ``num_samples`` 96000)."""
+    """The codes of the first 3 s of the clip (``[K, 150]``, ``num_samples`` 96000)."""
     path = tmp_path_factory.mktemp("codes") / "codes.npz"
     return save_codes(path, codec.encode(clip[..., :96000]), codec, num_samples=96000)
 
@@ -92,11 +93,12 @@ def test_decode_of_unreadable_files_is_one_line_error(code_file: Path, tmp_path:
 
 
 # ---- malformed contents: DataError naming the file --------------------------------------------------
-CODES = np.zeros((4, 150), np.int16)
+K = json.loads((DEFAULT_CODEC_CHECKPOINT / "config.json").read_text())["num_codebooks"]  # the shipped codec's
+CODES = np.zeros((K, 150), np.int16)
 BAD_FIELDS = {
     "bool codes": ({"codes": CODES.astype(bool)}, "must be integers"),
     "float codes": ({"codes": CODES.astype(np.float32)}, "must be integers"),
-    "NaN codes": ({"codes": np.full((4, 150), np.nan)}, "must be integers"),
+    "NaN codes": ({"codes": np.full((K, 150), np.nan)}, "must be integers"),
     "string codes": ({"codes": CODES.astype(str)}, "must be integers"),
     "complex codes": ({"codes": CODES.astype(np.complex64)}, "must be integers"),
     "codes >= N": ({"codes": CODES + 1024}, r"in \[0, 1024\)"),
@@ -105,7 +107,7 @@ BAD_FIELDS = {
     "batch of 2": ({"codes": np.stack([CODES, CODES])}, "shape"),
     "4-D codes": ({"codes": CODES[None, None]}, "shape"),
     "no frames": ({"codes": CODES[:, :0]}, "shape"),
-    "5 codebooks": ({"codes": np.zeros((5, 150), np.int16)}, "shape"),
+    "K + 1 codebooks": ({"codes": np.zeros((K + 1, 150), np.int16)}, "shape"),
     "no codes": ({"codes": None}, "not a notewave code file"),
     "negative num_samples": ({"num_samples": np.int64(-5)}, "non-negative"),  # was 95,995 samples
     "num_samples > T * hop": ({"num_samples": np.int64(96001)}, "does not fit 150 frames"),
@@ -137,7 +139,7 @@ def test_malformed_code_files_are_refused(case: str, code_file: Path, tmp_path: 
 
 def test_valid_variants_are_read(codec: Codec, code_file: Path, tmp_path: Path) -> None:
     codes, meta = load_codes(code_file, codec)
-    assert codes.dtype == torch.int64 and codes.shape == (4, 150)
+    assert codes.dtype == torch.int64 and codes.shape == (K, 150)
     assert meta["num_samples"] == 96000 and meta["sample_rate"] == 32000 and meta["hop_length"] == 640
     raw = codes.numpy()
     variants = {  # [1, K, T], int64, the smallest num_samples of 150 frames, no num_samples, an extra key
@@ -179,7 +181,7 @@ def test_chunked_encode_and_decode_match_one_shot_on_real_music(codec: Codec, cl
     one_shot = codec.encode(clip, chunk_seconds=None)
     same = (chunked == one_shot).double().mean().item()
     print(f"identical codes, 5 s windows vs one shot on 20 s of real music: {same:.4%}")
-    assert chunked.shape == one_shot.shape == (1, 4, 1000) and same >= 0.999
+    assert chunked.shape == one_shot.shape == (1, K, 1000) and same >= 0.999
     assert audio.shape == (1, 1, 640000)
     assert (audio - codec.decode(chunked, chunk_seconds=None)).abs().max() < 1e-4
     assert torch.equal(
@@ -198,7 +200,7 @@ def test_cli_round_trip_in_small_windows(codec: Codec, tmp_path: Path, capsys) -
     assert main(argv) == 0
     codes, meta = load_codes(tmp_path / "c.npz", codec)
     wav, _ = load_audio(tmp_path / "in.wav", 32000)
-    assert meta["num_samples"] == wav.shape[-1] and codes.shape == (4, math.ceil(wav.shape[-1] / 640))
+    assert meta["num_samples"] == wav.shape[-1] and codes.shape == (K, math.ceil(wav.shape[-1] / 640))
     one_shot = codec.encode(torch.from_numpy(wav)[None], chunk_seconds=None)[0]
     assert (codes == one_shot).double().mean() >= 0.999
     argv = ["codec", "decode", str(tmp_path / "c.npz"), str(tmp_path / "out.wav"), "--chunk-seconds", "1"]

@@ -407,7 +407,7 @@ HOW = [
 def test_malformed_checkpoints_through_the_loaders(kind, how, cut, blob, tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("ckpt") / f"broken-{kind}"
     shutil.copytree(CHECKPOINTS[kind] or tiny_checkpoint, folder)
-    if kind == "audio-lm":
+    if kind == "audio-lm" and not (folder / "codec").is_dir():  # the LM's own codec travels with it
         shutil.copytree(CHECKPOINTS["codec"], folder / "codec")
     corrupt(folder, how, cut, blob)
     check_api(f"checkpoint: {kind} ({how})", lambda: loader(kind)(folder), names=[folder.name])
