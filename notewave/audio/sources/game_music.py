@@ -13,6 +13,7 @@ of each split, the held-out track names, the licence and the source.
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import time
 import zipfile
@@ -206,7 +207,8 @@ def export_game_music(
         for job in todo:
             done(export_track(job, str(out), sample_rate, max_seconds))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawn, not fork: a forked child of a process with torch/OpenMP threads can deadlock on a lock
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(export_track, job, str(out), sample_rate, max_seconds) for job in todo]
             for future in as_completed(futures):
                 done(future.result())

@@ -16,6 +16,7 @@ are left out and listed in the card (``OUT/data.json``, ``OUT/README.md``).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -254,7 +255,8 @@ def export_renders(
         for job in todo:
             done(render_job(job, str(out), settings))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # spawn, not fork: a forked child of a process with torch/OpenMP threads can deadlock on a lock
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             for future in as_completed([pool.submit(render_job, job, str(out), settings) for job in todo]):
                 done(future.result())
     bar.close()
