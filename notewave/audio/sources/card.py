@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from notewave.audio.sources.packages import GamePackage, package_version
+from notewave.audio.sources.packages import GamePackage
+from notewave.core.debian import package_version
 from notewave.core.io import atomic_open
 
 HOLDOUT_RULE = (

@@ -12,7 +12,6 @@ exactly the 8 tracks the first codec held out); a package with fewer files holds
 from __future__ import annotations
 
 import fnmatch
-import subprocess
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -233,18 +232,3 @@ def plan_tracks(packages: Sequence[str] | None = None, holdout_every: int = 5) -
                 TrackJob(package.name, name, split, source, member, size, mtime_ns, package.min_seconds)
             )
     return jobs
-
-
-def package_version(package: str) -> str:
-    """The installed version of a Debian package (``dpkg-query``), or ``"unknown"``."""
-    try:
-        done = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Version}", package],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"

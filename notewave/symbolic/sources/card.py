@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import symusic
 
+from notewave.core.debian import package_version
 from notewave.core.io import atomic_open
 from notewave.errors import DataError
 
@@ -80,18 +80,7 @@ def package_info(package: str) -> dict[str, str]:
     licence under another short name (Freedoom calls it ``freedoom-license``) is
     reported as ``BSD-3-Clause (<short name>)``.
     """
-    try:
-        done = subprocess.run(
-            ["dpkg-query", "-W", "-f", "${Version}", package],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        version = done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        version = "unknown"
-    return {"package": package, "version": version, "licence": copyright_licence(package)}
+    return {"package": package, "version": package_version(package), "licence": copyright_licence(package)}
 
 
 def copyright_licence(package: str, doc_root: Path = Path("/usr/share/doc")) -> str:
