@@ -145,7 +145,11 @@ def train_codec(
     torch.manual_seed(seed)
     dist_info = setup_distributed()
     run = Path(run_dir)
+    if adversarial_every < 1 or disc_filters < 1:
+        raise ConfigError("adversarial_every and disc_filters must be >= 1")
     model = Codec.from_pretrained(run / "last") if resume else None
+    if model is None and init is not None:  # before the (slow) data loading: a bad --init fails at once
+        model = grown_codec(init, config_for(config, **(overrides or {})))
     sample_rate = model.sample_rate if model else config_for(config, **(overrides or {})).sample_rate
     progress = dist_info.main
     train_set, valid_set = AudioSet([], [], sample_rate), AudioSet([], [], sample_rate)
@@ -167,17 +171,12 @@ def train_codec(
                 )
     clips = torch.cat(clip_sets) if clip_sets else torch.zeros(0, 1, 1)
     length = int(round(segment * sample_rate))
-    if model is None and init is not None:
-        base = config_for(config, **(overrides or {}))
-        model = grown_codec(init, base)
     if model is None:  # restart codes used < 1/20 as often as the average one (at most 2 times per batch)
         base = config_for(config, **(overrides or {}))
         frames = batch_size * max(1, length // base.hop_length)
         auto = {"dead_code_threshold": round(min(2.0, 0.05 * frames / base.codebook_size), 4)}
         model = Codec(config_for(config, **{**auto, **(overrides or {})}))
     mel_loss, stft_loss = MultiScaleMelLoss(sample_rate), MultiScaleSTFTLoss()
-    if adversarial_every < 1 or disc_filters < 1:
-        raise ConfigError("adversarial_every and disc_filters must be >= 1")
     disc = MultiScaleSTFTDiscriminator(filters=disc_filters) if adversarial else None
     calls = [0]
     d_opt = torch.optim.AdamW(disc.parameters(), lr=lr, betas=(0.5, 0.9)) if disc else None
