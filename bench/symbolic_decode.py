@@ -39,8 +39,9 @@ from notewave.core.sampling import sample
 from notewave.core.train import TrainConfig, make_optimizer
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT, JSB_MIDI_DIR, PROJECT_ROOT
 from notewave.symbolic.compose import continue_midi, first_bars, sampling_for
+from notewave.symbolic.cursor import NONE
 from notewave.symbolic.data import bar_sizes
-from notewave.symbolic.decode import Decoder
+from notewave.symbolic.decode import Decoder, MidiStep
 from notewave.symbolic.grammar import Grammar
 from notewave.symbolic.layout import piece_ids
 from notewave.symbolic.model import MidiLM, MidiLMConfig, config_for
@@ -55,14 +56,19 @@ CHORALE = JSB_MIDI_DIR / "test" / "jsb_test_000.mid"
 
 @torch.no_grad()
 def decode_ours(model: MidiLM, prompt: torch.Tensor, new: int) -> torch.Tensor:
-    """Sample ``new`` tokens after ``prompt`` ``[B, T]`` with the KV cache."""
+    """Sample ``new`` tokens after ``prompt`` ``[B, T]``: the prompt through ``forward`` into the KV
+    cache, then one :class:`~notewave.symbolic.decode.MidiStep` per token, as the composer's
+    :class:`~notewave.symbolic.decode.Decoder` does (a model with the cursor table adds its
+    embedding lookup, of the ``none`` rows: random ids have no bars)."""
     cache = model.new_cache(prompt.shape[0])
-    logits = model(prompt, cache)[:, -1]
+    rows = torch.tensor(NONE) if model.config.cursor else None
+    logits = model(prompt, cache, None if rows is None else rows.expand(*prompt.shape, 2))[:, -1]
+    step = MidiStep(model)
     out = []
     for _ in range(new):
         nxt = sample(logits)[:, None]
         out.append(nxt)
-        logits = model(nxt, cache)[:, -1]
+        logits = step(nxt, None if rows is None else rows.expand(*nxt.shape, 2), cache)[:, -1]
     return torch.cat([prompt, *out], dim=1)
 
 
@@ -198,6 +204,7 @@ def training_speed(config: MidiLMConfig, batch: int) -> None:
     model = MidiLM(config).train()
     opt = make_optimizer(model, TrainConfig())
     x = torch.randint(0, config.vocab_size, (batch, config.transformer.max_seq_len + 1))
+    rows = torch.tensor(NONE).expand(batch, config.transformer.max_seq_len, 2) if config.cursor else None
     speeds: dict[str, float] = {}
     for name, bf16 in (
         ("fp32", False),
@@ -207,7 +214,7 @@ def training_speed(config: MidiLMConfig, batch: int) -> None:
 
         def step() -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # noqa: B023
-                loss = token_loss(model(x[:, :-1]), x[:, 1:])
+                loss = token_loss(model(x[:, :-1], cursor=rows), x[:, 1:])
             opt.zero_grad()
             loss.backward()
             opt.step()

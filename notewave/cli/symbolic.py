@@ -32,6 +32,7 @@ def _train(args: argparse.Namespace) -> int:
         styles=args.styles.split(",") if args.styles else None,
         init=args.init,
         boost=_boosts(args.boost),
+        cursor=args.cursor,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation NLL), {Path(args.out) / 'last'}")
@@ -92,6 +93,12 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--boost", action="append", metavar="STYLE=FACTOR", help="sample a style FACTOR times more often"
+    )
+    p.add_argument(
+        "--cursor",
+        action="store_true",
+        help="add the metrical cursor embedding (where the track has reached in the bar; "
+        "zero-initialised on an --init model without one)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)

@@ -9,9 +9,11 @@ save the result so that notation programs (MuseScore 3) import exactly its bars.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from symusic import Score
 
 from notewave.bridge.notation import finish_at_bar
@@ -19,6 +21,7 @@ from notewave.core.midi import MidiLike, bar_grid, end_at, save_score
 from notewave.errors import CheckpointError, TokenizerError
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 from notewave.symbolic import compose
+from notewave.symbolic.cursor import cursor_tensor
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.vocab import Vocab
 
@@ -75,6 +78,18 @@ class Composer:
                 extra(folder)
 
         return self.model.save_pretrained(path, extra_files=files, **kwargs)
+
+    @torch.no_grad()
+    def logits(self, ids: Sequence[int]) -> torch.Tensor:
+        """Next-token logits float32 ``[T, vocab]`` after each of the ids (one sequence from its
+        start, at most the model's context), with the cursor rows when the model reads them.
+
+        Raises:
+            ConfigError: a sequence longer than the model's context.
+        """
+        x = torch.tensor([list(ids)], dtype=torch.long)
+        cursor = cursor_tensor(self.vocab, x) if self.model.config.cursor else None
+        return self.model(x, cursor=cursor)[0].float()
 
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
         """Continue ``prompt`` by ``bars`` bars in its tracks, tempo and meter (options and errors:

@@ -12,8 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
+from notewave.core.decode_step import BlockStep
 from notewave.core.sampling import sample
+from notewave.core.transformer import KVCache
+from notewave.errors import ConfigError
+from notewave.symbolic.cursor import CursorTracker
 from notewave.symbolic.grammar import Grammar, State
 from notewave.symbolic.model import MidiLM
 
@@ -27,6 +32,34 @@ class Sampling:
     top_k: int | None = None
     top_p: float | None = 0.95
     generator: torch.Generator | None = None
+
+
+class MidiStep:
+    """``step(ids, cursor, cache)``: the logits ``MidiLM.forward(ids, cache, cursor)`` gives for one
+    new position (ids int64 ``[B, 1]``, cursor int64 ``[B, 1, 2]`` or ``None``, logits float
+    ``[B, 1, vocab]``), through :class:`notewave.core.decode_step.BlockStep`: the same operations
+    without the module calls. For a model in eval mode; the cache must hold the earlier positions.
+    """
+
+    def __init__(self, model: MidiLM):
+        self.embedding = model.tok_emb.weight
+        self.cursor = None if model.cursor_emb is None else model.cursor_emb.weight
+        self.blocks = BlockStep(model.transformer)
+        self.head = model.head.weight
+
+    @torch.no_grad()
+    def __call__(self, ids: torch.Tensor, cursor: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
+        """Logits float ``[B, 1, vocab]`` of ids int64 ``[B, 1]`` (cursor rows int64 ``[B, 1, 2]``).
+
+        Raises:
+            ConfigError: no cursor rows for a model that reads them; an empty or full cache.
+        """
+        x = F.embedding(ids, self.embedding)
+        if self.cursor is not None:
+            if cursor is None:
+                raise ConfigError("this composer reads cursor features: pass the cursor rows")
+            x = x + F.embedding(cursor, self.cursor).sum(dim=-2)
+        return F.linear(self.blocks(x, cache), self.head)
 
 
 class Decoder:
@@ -44,6 +77,8 @@ class Decoder:
         self.sampling = sampling
         self.cache = None
         self.logits: torch.Tensor | None = None
+        self.cursor: CursorTracker | None = None
+        self.step: MidiStep | None = None
 
     @property
     def room(self) -> int:
@@ -54,14 +89,26 @@ class Decoder:
     def start(self, context: Sequence[int]) -> None:
         """Forget everything and read ``context`` (ids; only the last ``context - 1`` are kept if longer,
         so that at least one id can follow)."""
-        ids = list(context)[-(self.model.context - 1) :]
+        everything = list(context)
+        ids = everything[-(self.model.context - 1) :]
         self.cache = self.model.new_cache(1)
-        self.logits = self.model(torch.tensor([ids]), self.cache)[:, -1]
+        cursor = None
+        if self.model.config.cursor:  # read from the start, so that a cut context keeps its bars
+            self.cursor = CursorTracker(self.grammar.vocab)
+            rows = [self.cursor.feed(t) for t in everything]
+            cursor = torch.tensor([rows[len(rows) - len(ids) :]])
+        self.logits = self.model(torch.tensor([ids]), self.cache, cursor)[:, -1]
+        self.step = None if self.model.training else MidiStep(self.model)
 
     @torch.no_grad()
     def feed(self, token: int) -> None:
         """Append one id to the context (it must fit: :attr:`room` > 0)."""
-        self.logits = self.model(torch.tensor([[int(token)]]), self.cache)[:, -1]
+        cursor = None if self.cursor is None else torch.tensor([[self.cursor.feed(token)]])
+        ids = torch.tensor([[int(token)]])
+        if self.step is not None:
+            self.logits = self.step(ids, cursor, self.cache)[:, -1]
+        else:
+            self.logits = self.model(ids, self.cache, cursor)[:, -1]
 
     def choose(self, state: State) -> int:
         """The next id under the grammar: forced when only one is allowed, else sampled."""

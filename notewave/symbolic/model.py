@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from torch import nn
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
 from notewave.errors import CheckpointError, ConfigError
+from notewave.symbolic.cursor import CURSOR_ROWS
 from notewave.symbolic.vocab import Vocab
 
 # Named model sizes for `notewave train symbolic --config NAME`.
@@ -34,26 +35,34 @@ CONFIGS: dict[str, dict[str, Any]] = {
 @dataclass
 class MidiLMConfig:
     """Configuration of a :class:`MidiLM`: the vocabulary size, the padding id (ignored by the
-    loss) and the transformer's size."""
+    loss), the transformer's size and whether the model reads the metrical cursor features
+    (:mod:`notewave.symbolic.cursor`)."""
 
     vocab_size: int
     transformer: TransformerConfig
     pad_id: int = 0
+    cursor: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "vocab_size": self.vocab_size,
             "pad_id": self.pad_id,
             "transformer": asdict(self.transformer),
             "kind": "midi-lm",
         }
+        if self.cursor:
+            out["cursor"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MidiLMConfig:
         if data.get("kind") != "midi-lm":
             raise CheckpointError(f"not a MIDI LM config (kind={data.get('kind')!r})")
         transformer = TransformerConfig.from_dict(data["transformer"])
-        return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)))
+        cursor = data.get("cursor", False)
+        if not isinstance(cursor, bool):
+            raise ConfigError(f"'cursor' must be true or false, not {cursor!r}")
+        return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)), cursor)
 
 
 def config_for(name: str, vocab: Vocab, **overrides: Any) -> MidiLMConfig:
@@ -71,7 +80,10 @@ def config_for(name: str, vocab: Vocab, **overrides: Any) -> MidiLMConfig:
 class MidiLM(nn.Module):
     """Decoder-only transformer over MIDI tokens.
 
-    ``forward(ids int64 [B, T], cache=None) -> logits float32 [B, T, vocab_size]``.
+    ``forward(ids int64 [B, T], cache=None, cursor=None) -> logits float32 [B, T, vocab_size]``;
+    a model with ``config.cursor`` also reads ``cursor`` int64 ``[B, T, 2]``, the rows of
+    :func:`notewave.symbolic.cursor.cursor_features` for the same ids, summed into each
+    token's embedding.
 
     Args:
         config: vocabulary, padding id and transformer sizes.
@@ -85,6 +97,21 @@ class MidiLM(nn.Module):
         self.head = nn.Linear(config.transformer.d_model, config.vocab_size, bias=False)
         init_weights(self.tok_emb)
         init_weights(self.head)
+        self.cursor_emb: nn.Embedding | None = None
+        if config.cursor:
+            self.add_cursor()
+
+    def add_cursor(self) -> None:
+        """Give the model the cursor embedding table (:data:`notewave.symbolic.cursor.CURSOR_ROWS`
+        rows), zero-initialised, so that a trained model without one computes the same logits
+        until training teaches it to use the features."""
+        if self.cursor_emb is not None:
+            raise ConfigError("this model already has its cursor embedding")
+        weight = self.tok_emb.weight
+        table = nn.Embedding(CURSOR_ROWS, self.config.transformer.d_model)
+        self.cursor_emb = table.to(weight.device, weight.dtype)
+        nn.init.zeros_(self.cursor_emb.weight)
+        self.config = replace(self.config, cursor=True)
 
     @property
     def context(self) -> int:
@@ -94,15 +121,28 @@ class MidiLM(nn.Module):
     def new_cache(self, batch_size: int) -> KVCache:
         return self.transformer.new_cache(batch_size)
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        return self.head(self.transformer(self.tok_emb(ids), cache))
+    def forward(
+        self, ids: torch.Tensor, cache: KVCache | None = None, cursor: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = self.tok_emb(ids)
+        if self.cursor_emb is not None:
+            if cursor is None:
+                raise ConfigError("this composer reads cursor features: pass cursor=cursor_features(...)")
+            if cursor.shape != (*ids.shape, 2):
+                raise ConfigError(f"cursor rows must have shape {(*ids.shape, 2)}, not {tuple(cursor.shape)}")
+            x = x + self.cursor_emb(cursor).sum(dim=-2)
+        return self.head(self.transformer(x, cache))
 
-    def loss(self, ids: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    def loss(
+        self, ids: torch.Tensor, reduction: str = "mean", cursor: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Next-token cross-entropy (nats) of ``ids`` ``[B, T]``; padding (``PAD``) is ignored.
 
-        ``reduction`` is ``"mean"`` (per predicted token) or ``"sum"``.
+        ``reduction`` is ``"mean"`` (per predicted token) or ``"sum"``; ``cursor`` int64
+        ``[B, T, 2]`` (the rows of :func:`~notewave.symbolic.cursor.cursor_features`) is required
+        by a model with ``config.cursor``.
         """
-        logits = self(ids[:, :-1])
+        logits = self(ids[:, :-1], cursor=None if cursor is None else cursor[:, :-1])
         targets = ids[:, 1:]
         return F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]).float(),

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 from notewave.core.io import atomic_open
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
-from notewave.errors import CheckpointError, DataError, TokenizerError
+from notewave.errors import CheckpointError, ConfigError, DataError, TokenizerError
+from notewave.symbolic.cursor import cursor_tensor
 from notewave.symbolic.data import (
     IGNORE,
     SHIFTS,
@@ -138,7 +139,8 @@ def style_nll(
                 break
             x = torch.tensor([w[0] for w in batch], device=device)
             y = torch.tensor([w[1] for w in batch], device=device)
-            total += float(token_loss(model(x), y, reduction="sum"))
+            cursor = cursor_tensor(vocab, x) if model.config.cursor else None
+            total += float(token_loss(model(x, cursor=cursor), y, reduction="sum"))
             tokens += int((y != IGNORE).sum())
             notes += len(piece.notes)
             windows += len(batch)
@@ -171,6 +173,7 @@ def train_symbolic(
     init: str | os.PathLike[str] | None = None,
     boost: dict[str, float] | None = None,
     overrides: dict[str, Any] | None = None,
+    cursor: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a composer and write ``run_dir/best`` and ``run_dir/last`` checkpoints.
@@ -194,6 +197,8 @@ def train_symbolic(
         init: start a new run from the weights and vocabulary of this checkpoint folder (e.g. the
             shipped composer) with a fresh optimizer: how training goes on across machines that
             did not keep ``run_dir``.
+        cursor: give the model the metrical cursor embedding (:mod:`notewave.symbolic.cursor`);
+            with ``init`` from a model without one, the new table starts at zero.
 
     Returns:
         A summary dict (steps, wall time, best validation NLL per token, parameters, per-style NLL).
@@ -201,6 +206,7 @@ def train_symbolic(
     Raises:
         DataError: missing or empty data folders.
         CheckpointError: ``resume`` without a readable ``run_dir/last``.
+        ConfigError: ``cursor`` with ``resume`` of a run whose model has no cursor table.
     """
     torch.manual_seed(seed)
     dist_info = setup_distributed()
@@ -213,13 +219,22 @@ def train_symbolic(
             vocab = Vocab.load(source)
         except TokenizerError as exc:
             raise CheckpointError(f"checkpoint {source}: {exc}") from exc
+        if cursor and not model.config.cursor:
+            if resume:
+                raise ConfigError(
+                    f"{run / 'last'} has no cursor table: add it with --init {run / 'last'} --cursor "
+                    "and a new --out folder"
+                )
+            model.add_cursor()
     else:
         vocab = Vocab(list(styles) if styles else sorted({s for s in train.styles if s}))
         model = MidiLM(config_for(config, vocab, **(overrides or {})))
+        if cursor:
+            model.add_cursor()
     length = seq_len or model.context
     weights = piece_weights(vocab, train, style_power, boost)
 
-    def batch_fn(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_fn(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
         chosen = rng.choice(len(train.pieces), size=batch_size, p=weights)
         pairs = [
@@ -228,10 +243,10 @@ def train_symbolic(
         ]
         x = torch.tensor([p[0] for p in pairs], device=dist_info.device)
         y = torch.tensor([p[1] for p in pairs], device=dist_info.device)
-        return x, y
+        return x, y, cursor_tensor(vocab, x) if model.config.cursor else None
 
-    def loss_fn(forward: Any, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return token_loss(forward(batch[0]), batch[1])
+    def loss_fn(forward: Any, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return token_loss(forward(batch[0], cursor=batch[2]), batch[1])
 
     def eval_fn(m: torch.nn.Module) -> dict[str, Any]:
         if not valid.pieces:

@@ -16,7 +16,7 @@ import torch
 
 from notewave.cli import main
 from notewave.core.precision import bf16_native
-from notewave.errors import DataError
+from notewave.errors import ConfigError, DataError
 from notewave.pipelines.composer import Composer
 from notewave.symbolic.data import PieceSet, eval_windows, training_window
 from notewave.symbolic.model import MidiLM
@@ -176,3 +176,26 @@ def test_ddp_two_cpu_processes_with_gloo(jsb_data, tmp_path):
     assert [r["step"] for r in records(run)] == [2]  # written once, by rank 0
     assert MidiLM.from_pretrained(run / "last").checkpoint_config["training"]["step"] == 2
     assert Vocab.load(run / "last").styles == ["bach"]
+
+
+def test_cursor_model_from_init_trains_and_edits(jsb_data, jsb_test_files, tmp_path):
+    """``--init`` a model without the cursor table plus ``--cursor``: the table is added, trained
+    and saved; the composer continues and infills with it (decoding feeds the features)."""
+    plain = tmp_path / "plain"
+    common = ["train", "symbolic", "--data", f"{jsb_data}:bach", "--config", "tiny", "--batch-size", "2"]
+    common += ["--seq-len", "128", "--eval-every", "2", "--transpose", "0", "--val-windows", "2"]
+    assert main([*common, "--out", str(plain), "--steps", "2"]) == 0
+    run = tmp_path / "cursor"
+    assert main([*common, "--out", str(run), "--steps", "2", "--init", str(plain / "last"), "--cursor"]) == 0
+    model = MidiLM.from_pretrained(run / "last")
+    assert model.config.cursor and model.cursor_emb is not None
+    assert model.cursor_emb.weight.abs().sum() > 0  # started at zero, moved by training
+    assert main([*common, "--out", str(run), "--steps", "4", "--resume", "--cursor"]) == 0  # resumed as is
+    assert MidiLM.from_pretrained(run / "last").checkpoint_config["training"]["step"] == 4
+    with pytest.raises(ConfigError, match="no cursor table"):  # a resumed run keeps its parameters
+        train_symbolic([f"{jsb_data}:bach"], plain, config="tiny", steps=4, resume=True, cursor=True)
+    composer = Composer.from_pretrained(run / "last")
+    score = composer.continue_midi(jsb_test_files[3], bars=2, prompt_bars=2, style="bach")
+    infilled = composer.infill(jsb_test_files[3], bars=(2, 2), style="bach")
+    assert len(score.tracks) == len(infilled.tracks) == 4
+    assert sum(len(t.notes) for t in score.tracks) > 0
