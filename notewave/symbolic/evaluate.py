@@ -284,6 +284,8 @@ class SymbolicEvaluation:
             verdict = "pass" if jsb["passed"] else "FAIL"
             parts.append(f"\nJSB test NLL: {jsb['nll_per_note']:.3f} nats/note over {jsb['pieces']} pieces ")
             parts.append(f"(target <= {JSB_NLL_TARGET}): {verdict}\n")
+            kinds = sorted(jsb.get("by_kind", {}).items(), key=lambda kv: -kv[1])
+            parts.append("by token kind, nats/note: " + ", ".join(f"{k} {v:.3f}" for k, v in kinds) + "\n")
         for name, results in self.edits.items():
             title = f"{name}: {s['prompt_bars']} prompt bars, {s['bars']} bars, {results.seconds:.1f} s"
             parts.append(f"\n{head}{title}\n")

@@ -119,18 +119,36 @@ def piece_weights(
     return weights / weights.sum()
 
 
+def kind_labels(vocab: Vocab) -> tuple[list[str], torch.Tensor]:
+    """Token-kind names (``Pitch``, ``Pos``, ..., and the specials ``Bar``, ``EOS``, ``Fill``... by
+    name) and the kind index of every id, int64 ``[vocab size]``, for NLL by kind."""
+    names: list[str] = []
+    index = torch.zeros(len(vocab), dtype=torch.long)
+    for token in range(len(vocab)):
+        kind = vocab.kind(token)
+        name = vocab.name(token) if kind == "special" else kind
+        if name not in names:
+            names.append(name)
+        index[token] = names.index(name)
+    return names, index
+
+
 def style_nll(
     model: MidiLM, vocab: Vocab, pieces: PieceSet, max_windows: int | None = None
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Per style: NLL per token and per note (nats) of the pieces (every bar token scored once;
-    ``max_windows`` caps the windows per style, the first pieces in order)."""
+    ``max_windows`` caps the windows per style, the first pieces in order), and ``by_kind``: the
+    nats per note spent on each kind of token (``Pitch``, ``Pos``, ``Dur``, ``Track``, ``Bar``...;
+    they add up to the NLL per note)."""
     device = next(model.parameters()).device
-    out: dict[str, dict[str, float]] = {}
+    names, kinds = kind_labels(vocab)
+    out: dict[str, dict[str, Any]] = {}
     grouped: dict[str, list[int]] = {}
     for index, style in enumerate(pieces.styles):
         grouped.setdefault(style or "none", []).append(index)
     for style, indices in sorted(grouped.items()):
-        total, tokens, notes, windows = 0.0, 0, 0, 0
+        by_kind = torch.zeros(len(names), dtype=torch.float64)
+        tokens, notes, windows = 0, 0, 0
         for index in indices:
             piece = pieces.pieces[index]
             label = style if style in vocab.styles else None
@@ -140,15 +158,19 @@ def style_nll(
             x = torch.tensor([w[0] for w in batch], device=device)
             y = torch.tensor([w[1] for w in batch], device=device)
             cursor = cursor_tensor(vocab, x) if model.config.cursor else None
-            total += float(token_loss(model(x, cursor=cursor), y, reduction="sum"))
-            tokens += int((y != IGNORE).sum())
+            losses = token_loss(model(x, cursor=cursor), y, reduction="none").double().cpu()
+            scored = (y != IGNORE).reshape(-1).cpu()
+            by_kind += torch.bincount(kinds[y.reshape(-1).cpu()[scored]], losses[scored], len(names))
+            tokens += int(scored.sum())
             notes += len(piece.notes)
             windows += len(batch)
         if tokens:
+            total, per_note = float(by_kind.sum()), by_kind / max(notes, 1)
             out[style] = {
                 "nll_per_token": total / tokens,
                 "nll_per_note": total / max(notes, 1),
                 "notes": notes,
+                "by_kind": {n: v for n, v in zip(names, per_note.tolist(), strict=True) if v},
             }
     return out
 

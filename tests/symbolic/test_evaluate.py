@@ -87,6 +87,9 @@ def test_eval_cli_writes_json_and_markdown_per_style(setup, capsys):
     jsb = report["jsb_test"]
     assert jsb["style"] == "bach" and jsb["pieces"] == 2 and jsb["target"] == JSB_NLL_TARGET
     assert jsb["passed"] is False and jsb["folder"] == str(setup["jsb"] / "test")
+    # the nats by token kind add up to the NLL per note; every chorale note has its Pitch, Pos, Vel, Dur
+    assert abs(sum(jsb["by_kind"].values()) - jsb["nll_per_note"]) < 1e-6
+    assert {"Pitch", "Pos", "Vel", "Dur", "Track", "Bar", "EOS"} <= set(jsb["by_kind"])
 
     edits = report["edits"]
     assert set(edits) == {"continue", "infill", "accompany"}
