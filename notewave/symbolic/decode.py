@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from notewave.core.decode_step import BlockStep
+from notewave.core.decode_step import BlockStep, one_thread
 from notewave.core.sampling import sample
 from notewave.core.transformer import KVCache
 from notewave.errors import ConfigError
@@ -66,9 +66,13 @@ class Decoder:
     """One sequence being decoded.
 
     Args:
-        model: the composer's transformer (in eval mode).
+        model: the composer's transformer (in eval mode: the steps after a context then go
+            through the lean :class:`MidiStep`).
         grammar: the token grammar of this piece's tracks.
         sampling: sampling settings.
+
+    The steps of :meth:`run` use one torch thread (:func:`notewave.core.decode_step.one_thread`;
+    the context itself is read with all of them).
     """
 
     def __init__(self, model: MidiLM, grammar: Grammar, sampling: Sampling):
@@ -129,13 +133,14 @@ class Decoder:
             ``(ids, state, stopped)``: ``stopped`` is false when the context or ``limit`` ended it.
         """
         out: list[int] = []
-        while len(out) < limit:
-            token = self.choose(state)
-            state = self.grammar.follow(state, token)
-            out.append(token)
-            if stop(token, state):
-                return out, state, True
-            if self.room <= 0:
-                break
-            self.feed(token)
+        with one_thread():  # a step is too small to split: a second thread only waits (see one_thread)
+            while len(out) < limit:
+                token = self.choose(state)
+                state = self.grammar.follow(state, token)
+                out.append(token)
+                if stop(token, state):
+                    return out, state, True
+                if self.room <= 0:
+                    break
+                self.feed(token)
         return out, state, False

@@ -133,7 +133,7 @@ def test_zero_initialised_cursor_keeps_logits_and_decoding_matches(vocab, jsb_te
     model.save_pretrained(tmp_path / "ck")
     loaded = MidiLM.from_pretrained(tmp_path / "ck")
     assert loaded.config.cursor
-    full = loaded(x, cursor=cursor)
+    full = loaded(x, cursor=cursor).detach()
     assert not torch.allclose(full, before, atol=1e-3)  # the features reach the logits
     decoder = Decoder(loaded, Grammar(vocab, piece.programs), Sampling())
     decoder.start(ids[:10])
