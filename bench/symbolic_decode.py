@@ -39,7 +39,7 @@ from notewave.core.sampling import sample
 from notewave.core.train import TrainConfig, make_optimizer
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT, JSB_MIDI_DIR, PROJECT_ROOT
 from notewave.symbolic.compose import continue_midi, first_bars, sampling_for
-from notewave.symbolic.cursor import NONE
+from notewave.symbolic.cursor import COLUMNS, NONE_ROW
 from notewave.symbolic.data import bar_sizes
 from notewave.symbolic.decode import Decoder, MidiStep
 from notewave.symbolic.grammar import Grammar
@@ -61,14 +61,14 @@ def decode_ours(model: MidiLM, prompt: torch.Tensor, new: int) -> torch.Tensor:
     :class:`~notewave.symbolic.decode.Decoder` does (a model with the cursor table adds its
     embedding lookup, of the ``none`` rows: random ids have no bars)."""
     cache = model.new_cache(prompt.shape[0])
-    rows = torch.tensor(NONE) if model.config.cursor else None
-    logits = model(prompt, cache, None if rows is None else rows.expand(*prompt.shape, 2))[:, -1]
+    rows = torch.tensor(NONE_ROW) if model.config.cursor else None
+    logits = model(prompt, cache, None if rows is None else rows.expand(*prompt.shape, COLUMNS))[:, -1]
     step = MidiStep(model)
     out = []
     for _ in range(new):
         nxt = sample(logits)[:, None]
         out.append(nxt)
-        logits = step(nxt, None if rows is None else rows.expand(*nxt.shape, 2), cache)[:, -1]
+        logits = step(nxt, None if rows is None else rows.expand(*nxt.shape, COLUMNS), cache)[:, -1]
     return torch.cat([prompt, *out], dim=1)
 
 
@@ -204,7 +204,11 @@ def training_speed(config: MidiLMConfig, batch: int) -> None:
     model = MidiLM(config).train()
     opt = make_optimizer(model, TrainConfig())
     x = torch.randint(0, config.vocab_size, (batch, config.transformer.max_seq_len + 1))
-    rows = torch.tensor(NONE).expand(batch, config.transformer.max_seq_len, 2) if config.cursor else None
+    rows = (
+        torch.tensor(NONE_ROW).expand(batch, config.transformer.max_seq_len, COLUMNS)
+        if config.cursor
+        else None
+    )
     speeds: dict[str, float] = {}
     for name, bf16 in (
         ("fp32", False),

@@ -32,7 +32,8 @@ def _train(args: argparse.Namespace) -> int:
         styles=args.styles.split(",") if args.styles else None,
         init=args.init,
         boost=_boosts(args.boost),
-        cursor=args.cursor,
+        cursor=args.cursor or args.harmony,
+        harmony=args.harmony,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation NLL), {Path(args.out) / 'last'}")
@@ -99,6 +100,12 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="add the metrical cursor embedding (where the track has reached in the bar; "
         "zero-initialised on an --init model without one)",
+    )
+    p.add_argument(
+        "--harmony",
+        action="store_true",
+        help="also the pitches other tracks sound at each onset (implies --cursor; grows an --init "
+        "cursor model's table by zero rows)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_train)

@@ -36,7 +36,7 @@ class Sampling:
 
 class MidiStep:
     """``step(ids, cursor, cache)``: the logits ``MidiLM.forward(ids, cache, cursor)`` gives for one
-    new position (ids int64 ``[B, 1]``, cursor int64 ``[B, 1, 2]`` or ``None``, logits float
+    new position (ids int64 ``[B, 1]``, cursor int64 ``[B, 1, COLUMNS]`` or ``None``, logits float
     ``[B, 1, vocab]``), through :class:`notewave.core.decode_step.BlockStep`: the same operations
     without the module calls. For a model in eval mode; the cache must hold the earlier positions.
     """
@@ -44,6 +44,7 @@ class MidiStep:
     def __init__(self, model: MidiLM):
         self.embedding = model.tok_emb.weight
         self.cursor = None if model.cursor_emb is None else model.cursor_emb.weight
+        self.columns = model.config.feature_columns
         self.blocks = BlockStep(model.transformer)
         self.head = model.head.weight
 
@@ -58,7 +59,7 @@ class MidiStep:
         if self.cursor is not None:
             if cursor is None:
                 raise ConfigError("this composer reads cursor features: pass the cursor rows")
-            x = x + F.embedding(cursor, self.cursor).sum(dim=-2)
+            x = x + F.embedding(cursor[..., : self.columns], self.cursor).sum(dim=-2)
         return F.linear(self.blocks(x, cache), self.head)
 
 

@@ -20,7 +20,7 @@ from torch import nn
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
 from notewave.errors import CheckpointError, ConfigError
-from notewave.symbolic.cursor import CURSOR_ROWS
+from notewave.symbolic.cursor import COLUMNS, CURSOR_ROWS, HARMONY_ROWS
 from notewave.symbolic.vocab import Vocab
 
 # Named model sizes for `notewave train symbolic --config NAME`.
@@ -35,13 +35,20 @@ CONFIGS: dict[str, dict[str, Any]] = {
 @dataclass
 class MidiLMConfig:
     """Configuration of a :class:`MidiLM`: the vocabulary size, the padding id (ignored by the
-    loss), the transformer's size and whether the model reads the metrical cursor features
+    loss), the transformer's size and whether the model reads the metrical cursor features and
+    (``harmony``, only with ``cursor``) the other tracks' sounding pitches
     (:mod:`notewave.symbolic.cursor`)."""
 
     vocab_size: int
     transformer: TransformerConfig
     pad_id: int = 0
     cursor: bool = False
+    harmony: bool = False
+
+    @property
+    def feature_columns(self) -> int:
+        """Columns of the feature rows the model reads (0: none; 2: cursor; all: with harmony)."""
+        return COLUMNS if self.harmony else (2 if self.cursor else 0)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -52,6 +59,8 @@ class MidiLMConfig:
         }
         if self.cursor:
             out["cursor"] = True
+        if self.harmony:
+            out["harmony"] = True
         return out
 
     @classmethod
@@ -59,10 +68,12 @@ class MidiLMConfig:
         if data.get("kind") != "midi-lm":
             raise CheckpointError(f"not a MIDI LM config (kind={data.get('kind')!r})")
         transformer = TransformerConfig.from_dict(data["transformer"])
-        cursor = data.get("cursor", False)
-        if not isinstance(cursor, bool):
-            raise ConfigError(f"'cursor' must be true or false, not {cursor!r}")
-        return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)), cursor)
+        cursor, harmony = data.get("cursor", False), data.get("harmony", False)
+        if not isinstance(cursor, bool) or not isinstance(harmony, bool) or (harmony and not cursor):
+            raise ConfigError(
+                f"'cursor' and 'harmony' must be true or false, harmony only with cursor; got {data}"
+            )
+        return cls(int(data["vocab_size"]), transformer, int(data.get("pad_id", 0)), cursor, harmony)
 
 
 def config_for(name: str, vocab: Vocab, **overrides: Any) -> MidiLMConfig:
@@ -81,8 +92,9 @@ class MidiLM(nn.Module):
     """Decoder-only transformer over MIDI tokens.
 
     ``forward(ids int64 [B, T], cache=None, cursor=None) -> logits float32 [B, T, vocab_size]``;
-    a model with ``config.cursor`` also reads ``cursor`` int64 ``[B, T, 2]``, the rows of
-    :func:`notewave.symbolic.cursor.cursor_features` for the same ids, summed into each
+    a model with ``config.cursor`` also reads ``cursor`` int64 ``[B, T, C]``, the rows of
+    :func:`notewave.symbolic.cursor.cursor_features` for the same ids (C = its ``COLUMNS``; a
+    model without ``harmony`` reads the first two), their embeddings summed into each
     token's embedding.
 
     Args:
@@ -99,19 +111,30 @@ class MidiLM(nn.Module):
         init_weights(self.head)
         self.cursor_emb: nn.Embedding | None = None
         if config.cursor:
-            self.add_cursor()
+            self.config = replace(config, cursor=False, harmony=False)
+            self.add_cursor(harmony=config.harmony)
 
-    def add_cursor(self) -> None:
+    def add_cursor(self, harmony: bool = False) -> None:
         """Give the model the cursor embedding table (:data:`notewave.symbolic.cursor.CURSOR_ROWS`
-        rows), zero-initialised, so that a trained model without one computes the same logits
-        until training teaches it to use the features."""
-        if self.cursor_emb is not None:
+        rows, plus :data:`~notewave.symbolic.cursor.HARMONY_ROWS` with ``harmony``), or grow a
+        cursor-only table by the harmony rows. New rows start at zero, so that a trained model
+        computes the same logits until training teaches it to use the features.
+
+        Raises:
+            ConfigError: the model has the table (and the harmony rows, if asked for) already.
+        """
+        old = self.cursor_emb
+        if old is not None and (self.config.harmony or not harmony):
             raise ConfigError("this model already has its cursor embedding")
         weight = self.tok_emb.weight
-        table = nn.Embedding(CURSOR_ROWS, self.config.transformer.d_model)
-        self.cursor_emb = table.to(weight.device, weight.dtype)
-        nn.init.zeros_(self.cursor_emb.weight)
-        self.config = replace(self.config, cursor=True)
+        rows = CURSOR_ROWS + (HARMONY_ROWS if harmony else 0)
+        table = nn.Embedding(rows, self.config.transformer.d_model).to(weight.device, weight.dtype)
+        nn.init.zeros_(table.weight)
+        if old is not None:
+            with torch.no_grad():
+                table.weight[: old.num_embeddings] = old.weight
+        self.cursor_emb = table
+        self.config = replace(self.config, cursor=True, harmony=harmony)
 
     @property
     def context(self) -> int:
@@ -128,9 +151,12 @@ class MidiLM(nn.Module):
         if self.cursor_emb is not None:
             if cursor is None:
                 raise ConfigError("this composer reads cursor features: pass cursor=cursor_features(...)")
-            if cursor.shape != (*ids.shape, 2):
-                raise ConfigError(f"cursor rows must have shape {(*ids.shape, 2)}, not {tuple(cursor.shape)}")
-            x = x + self.cursor_emb(cursor).sum(dim=-2)
+            columns = self.config.feature_columns
+            if cursor.shape[:-1] != ids.shape or cursor.shape[-1] < columns:
+                raise ConfigError(
+                    f"cursor rows must have shape {(*ids.shape, COLUMNS)}, not {tuple(cursor.shape)}"
+                )
+            x = x + self.cursor_emb(cursor[..., :columns]).sum(dim=-2)
         return self.head(self.transformer(x, cache))
 
     def loss(
@@ -139,7 +165,7 @@ class MidiLM(nn.Module):
         """Next-token cross-entropy (nats) of ``ids`` ``[B, T]``; padding (``PAD``) is ignored.
 
         ``reduction`` is ``"mean"`` (per predicted token) or ``"sum"``; ``cursor`` int64
-        ``[B, T, 2]`` (the rows of :func:`~notewave.symbolic.cursor.cursor_features`) is required
+        ``[B, T, COLUMNS]`` (the rows of :func:`~notewave.symbolic.cursor.cursor_features`) is required
         by a model with ``config.cursor``.
         """
         logits = self(ids[:, :-1], cursor=None if cursor is None else cursor[:, :-1])

@@ -196,6 +196,7 @@ def train_symbolic(
     boost: dict[str, float] | None = None,
     overrides: dict[str, Any] | None = None,
     cursor: bool = False,
+    harmony: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train a composer and write ``run_dir/best`` and ``run_dir/last`` checkpoints.
@@ -221,6 +222,8 @@ def train_symbolic(
             did not keep ``run_dir``.
         cursor: give the model the metrical cursor embedding (:mod:`notewave.symbolic.cursor`);
             with ``init`` from a model without one, the new table starts at zero.
+        harmony: also the other tracks' sounding pitches at each onset (implies ``cursor``; with
+            ``init`` from a cursor model, its table grows by zero rows).
 
     Returns:
         A summary dict (steps, wall time, best validation NLL per token, parameters, per-style NLL).
@@ -228,7 +231,7 @@ def train_symbolic(
     Raises:
         DataError: missing or empty data folders.
         CheckpointError: ``resume`` without a readable ``run_dir/last``.
-        ConfigError: ``cursor`` with ``resume`` of a run whose model has no cursor table.
+        ConfigError: ``cursor``/``harmony`` with ``resume`` of a run whose model lacks them.
     """
     torch.manual_seed(seed)
     dist_info = setup_distributed()
@@ -241,18 +244,18 @@ def train_symbolic(
             vocab = Vocab.load(source)
         except TokenizerError as exc:
             raise CheckpointError(f"checkpoint {source}: {exc}") from exc
-        if cursor and not model.config.cursor:
+        if (cursor and not model.config.cursor) or (harmony and not model.config.harmony):
             if resume:
                 raise ConfigError(
-                    f"{run / 'last'} has no cursor table: add it with --init {run / 'last'} --cursor "
-                    "and a new --out folder"
+                    f"{run / 'last'} has no cursor table (or no harmony rows): add them with --init "
+                    f"{run / 'last'} --cursor [--harmony] and a new --out folder"
                 )
-            model.add_cursor()
+            model.add_cursor(harmony=harmony)
     else:
         vocab = Vocab(list(styles) if styles else sorted({s for s in train.styles if s}))
         model = MidiLM(config_for(config, vocab, **(overrides or {})))
-        if cursor:
-            model.add_cursor()
+        if cursor or harmony:
+            model.add_cursor(harmony=harmony)
     length = seq_len or model.context
     weights = piece_weights(vocab, train, style_power, boost)
 

@@ -11,7 +11,19 @@ from symusic import Note, Score, TimeSignature, Track
 
 from notewave.core.midi import load_score
 from notewave.errors import ConfigError
-from notewave.symbolic.cursor import CURSOR_VALUES, LEFT_VALUES, NONE, CursorTracker, cursor_features
+from notewave.symbolic.cursor import (
+    COLUMNS,
+    CURSOR_ROWS,
+    CURSOR_VALUES,
+    HARMONY_NONE,
+    HARMONY_ROWS,
+    HARMONY_SLOTS,
+    LEFT_VALUES,
+    NONE,
+    NONE_ROW,
+    CursorTracker,
+    cursor_features,
+)
 from notewave.symbolic.decode import Decoder, MidiStep, Sampling
 from notewave.symbolic.grammar import Grammar
 from notewave.symbolic.layout import piece_ids
@@ -35,14 +47,29 @@ def _expected_cursor(piece, bar: int, track: int, upto: int) -> int:
     return max([0, *ends])
 
 
+def _expected_harmony(piece, bar: int, track: int, pos: int) -> tuple[int, ...]:
+    """Rows of the pitches that tracks other than ``track`` sound at ``pos`` of ``bar``, as far as
+    the bar-major sequence has written them: earlier tracks of this bar, any track's notes held
+    over from earlier bars."""
+    starts = np.cumsum([0] + [bar_positions(*m) for m in piece.meters])
+    now = starts[bar] + pos
+    sounding = set()
+    for tr, b, p, pitch, _, dur in piece.notes.tolist():
+        written = b < bar or (b == bar and tr < track)
+        if tr != track and written and starts[b] + p <= now < starts[b] + p + DURATIONS[dur]:
+            sounding.add(pitch)
+    rows = [CURSOR_ROWS + p for p in sorted(sounding, reverse=True)[:HARMONY_SLOTS]]
+    return tuple(rows + [HARMONY_NONE] * (HARMONY_SLOTS - len(rows)))
+
+
 def test_cursor_is_where_each_chorale_voice_has_reached(vocab, jsb_test_files):
     piece = piece_from_score(load_score(jsb_test_files[0]))
     ids = piece_ids(vocab, piece, style="bach")
     rows = cursor_features(vocab, ids)
-    assert rows.shape == (len(ids), 2) and rows.dtype == np.int64
+    assert rows.shape == (len(ids), COLUMNS) and rows.dtype == np.int64
     spans = vocab.spans
-    bar, track, notes_in_segment, checked = -1, -1, 0, 0
-    for token, (cursor, left) in zip(ids, rows.tolist(), strict=True):
+    bar, track, notes_in_segment, checked, heard = -1, -1, 0, 0, 0
+    for token, (cursor, left, *harmony) in zip(ids, rows.tolist(), strict=True):
         kind = vocab.kind(token)
         if token == vocab.bar_id:
             bar += 1
@@ -57,8 +84,12 @@ def test_cursor_is_where_each_chorale_voice_has_reached(vocab, jsb_test_files):
             assert left - (CURSOR_VALUES + 1) == min(max(length - expected, 0), LEFT_VALUES - 1)
             checked += 1
         elif kind in ("special", "Style", "TimeSig", "Tempo", "Program"):
-            assert (cursor, left) == NONE
+            assert (cursor, left, *harmony) == NONE_ROW
+        if kind == "Pos":
+            assert tuple(harmony) == _expected_harmony(piece, bar, track, token - spans["Pos"].start)
+            heard += track > 0 and harmony[0] != HARMONY_NONE
     assert checked > len(piece.notes)
+    assert heard > 0.5 * sum(1 for t in ids if vocab.kind(t) == "Pos")  # the lower voices hear the upper
     # a chorale voice nearly always fills its bar: at a segment's end there is nothing left
     ends = [i for i in range(1, len(ids)) if vocab.kind(ids[i]) == "Track" or ids[i] == vocab.bar_id]
     filled = [rows[i - 1, 1] == CURSOR_VALUES + 1 for i in ends if vocab.kind(ids[i - 1]) == "Dur"]
@@ -70,7 +101,7 @@ def test_batch_and_token_by_token_agree_on_grooves_with_fills(vocab, mma_dir):
         piece = piece_from_score(load_score(f))
         seq = piece_ids(vocab, piece, 0, 4, style="rock-pop", fills=[(1, 0), (2, 1)])
         batch = cursor_features(vocab, [seq, seq])
-        assert batch.shape == (2, len(seq), 2)
+        assert batch.shape == (2, len(seq), COLUMNS)
         tracker = CursorTracker(vocab)
         assert [tracker.feed(t) for t in seq] == [tuple(r) for r in batch[1].tolist()]
         assert (batch[0, :, 0] > 0).any()
@@ -90,7 +121,7 @@ def test_meter_changes_held_notes_and_fills(vocab):
     piece = piece_from_score(score)
     assert piece.meters[:3] == [(4, 4), (3, 4), (4, 4)]
     ids = piece_ids(vocab, piece, 0, 3, fills=[(1, 0)])
-    rows = [tuple(r) for r in cursor_features(vocab, ids).tolist()]
+    rows = [tuple(r[:2]) for r in cursor_features(vocab, ids).tolist()]
     tracks = [i for i, t in enumerate(ids) if vocab.kind(t) == "Track"]
     left = CURSOR_VALUES + 1  # the row of "0 positions left"
     # bar 1: the melody's second note ends at 36 + 24 = 60, past the bar; the bass at 96
@@ -108,6 +139,9 @@ def test_meter_changes_held_notes_and_fills(vocab):
     fill = tracks[6]
     assert ids[fill - 1] == vocab["FillStart"] and rows[fill] == (12, left + 24)
     assert rows[fill + 4] == (36, left + 0)  # its note: Pos_12 Pitch Vel Dur_24
+    harmony = cursor_features(vocab, ids)[fill + 1, 2:]  # at the fill's Pos_12: the bass's held E2
+    assert vocab.kind(ids[fill + 1]) == "Pos" and harmony[0] == CURSOR_ROWS + 40
+    assert (harmony[1:] == HARMONY_NONE).all()
     assert melody_bar1 < bass_bar1
 
 
@@ -154,3 +188,9 @@ def test_zero_initialised_cursor_keeps_logits_and_decoding_matches(vocab, jsb_te
         loaded(x, cursor=cursor[..., 0])
     with pytest.raises(ConfigError, match="already"):
         loaded.add_cursor()
+    # the harmony rows grow the table at zero: same logits, then they reach them
+    loaded.add_cursor(harmony=True)
+    assert loaded.config.harmony and loaded.cursor_emb.num_embeddings == CURSOR_ROWS + HARMONY_ROWS
+    assert torch.equal(loaded(x, cursor=cursor), full)
+    torch.nn.init.normal_(loaded.cursor_emb.weight[CURSOR_ROWS:], std=0.5)
+    assert not torch.allclose(loaded(x, cursor=cursor), full, atol=1e-3)

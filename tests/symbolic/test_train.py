@@ -18,6 +18,7 @@ from notewave.cli import main
 from notewave.core.precision import bf16_native
 from notewave.errors import ConfigError, DataError
 from notewave.pipelines.composer import Composer
+from notewave.symbolic.cursor import CURSOR_ROWS
 from notewave.symbolic.data import PieceSet, eval_windows, training_window
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.train import train_symbolic
@@ -180,7 +181,8 @@ def test_ddp_two_cpu_processes_with_gloo(jsb_data, tmp_path):
 
 def test_cursor_model_from_init_trains_and_edits(jsb_data, jsb_test_files, tmp_path):
     """``--init`` a model without the cursor table plus ``--cursor``: the table is added, trained
-    and saved; the composer continues and infills with it (decoding feeds the features)."""
+    and saved; ``--harmony`` grows it; the composer continues and infills with it (decoding feeds
+    the features)."""
     plain = tmp_path / "plain"
     common = ["train", "symbolic", "--data", f"{jsb_data}:bach", "--config", "tiny", "--batch-size", "2"]
     common += ["--seq-len", "128", "--eval-every", "2", "--transpose", "0", "--val-windows", "2"]
@@ -194,7 +196,13 @@ def test_cursor_model_from_init_trains_and_edits(jsb_data, jsb_test_files, tmp_p
     assert MidiLM.from_pretrained(run / "last").checkpoint_config["training"]["step"] == 4
     with pytest.raises(ConfigError, match="no cursor table"):  # a resumed run keeps its parameters
         train_symbolic([f"{jsb_data}:bach"], plain, config="tiny", steps=4, resume=True, cursor=True)
-    composer = Composer.from_pretrained(run / "last")
+    harmony = tmp_path / "harmony"  # the cursor model's table grows by the harmony rows
+    assert (
+        main([*common, "--out", str(harmony), "--steps", "2", "--init", str(run / "last"), "--harmony"]) == 0
+    )
+    grown = MidiLM.from_pretrained(harmony / "last")
+    assert grown.config.harmony and grown.cursor_emb.weight[CURSOR_ROWS:].abs().sum() > 0
+    composer = Composer.from_pretrained(harmony / "last")
     score = composer.continue_midi(jsb_test_files[3], bars=2, prompt_bars=2, style="bach")
     infilled = composer.infill(jsb_test_files[3], bars=(2, 2), style="bach")
     assert len(score.tracks) == len(infilled.tracks) == 4
