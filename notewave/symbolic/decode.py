@@ -50,7 +50,7 @@ class MidiStep:
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, cursor: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
-        """Logits float ``[B, 1, vocab]`` of ids int64 ``[B, 1]`` (cursor rows int64 ``[B, 1, 2]``).
+        """Logits float ``[B, 1, vocab]`` of ids int64 ``[B, 1]`` (cursor rows int64 ``[B, 1, COLUMNS]``).
 
         Raises:
             ConfigError: no cursor rows for a model that reads them; an empty or full cache.
