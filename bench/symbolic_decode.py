@@ -5,11 +5,13 @@ Run: ``.venv/bin/python bench/symbolic_decode.py [--checkpoint DIR] [--config me
 for transformers).
 
 1. Raw decoding, tokens/s at batch 1 and batch 8 with the KV cache: notewave's MidiLM (its
-   cache, :func:`notewave.core.sampling.sample`) against ``transformers.GPT2LMHeadModel.generate``
-   with the same width, depth, heads, feed-forward width, context and vocabulary (random
-   weights, multinomial sampling, fp32), timed in turn (best of ``--repeats`` rounds). Size:
-   ``--config`` (default ``medium``, the shipped size) or the ``config.json`` of
-   ``--checkpoint``. Targets: >= 2.0x GPT-2 at batch 1 and >= 1.5x at batch 8.
+   cache, :func:`notewave.core.sampling.sample`) with its fp32 weights and with the weight-only
+   int8 copies its Decoder steps use by default (:mod:`notewave.core.int8`), against
+   ``transformers.GPT2LMHeadModel.generate`` with the same width, depth, heads, feed-forward
+   width, context and vocabulary (random weights, multinomial sampling, fp32), timed in turn
+   (best of ``--repeats`` rounds). Size: ``--config`` (default ``medium``, the shipped size) or
+   the ``config.json`` of ``--checkpoint``. Targets (for the weights the composer decodes with):
+   >= 2.0x GPT-2 at batch 1 and >= 1.5x at batch 8.
 2. Wall time of an 8-bar continuation of a real 4-track piece (the first JSB test chorale,
    its first 8 bars as prompt) through :func:`notewave.symbolic.compose.continue_midi`
    (grammar masks, top-p 0.95): with the trained composer (``--checkpoint``, else the shipped
@@ -33,6 +35,7 @@ import torch
 from _timing import best_of
 from symusic import Score
 
+from notewave.core.int8 import int8_available
 from notewave.core.midi import load_score
 from notewave.core.precision import describe_precision, resolve_precision
 from notewave.core.sampling import sample
@@ -55,15 +58,14 @@ CHORALE = JSB_MIDI_DIR / "test" / "jsb_test_000.mid"
 
 
 @torch.no_grad()
-def decode_ours(model: MidiLM, prompt: torch.Tensor, new: int) -> torch.Tensor:
+def decode_ours(model: MidiLM, step: MidiStep, prompt: torch.Tensor, new: int) -> torch.Tensor:
     """Sample ``new`` tokens after ``prompt`` ``[B, T]``: the prompt through ``forward`` into the KV
-    cache, then one :class:`~notewave.symbolic.decode.MidiStep` per token, as the composer's
-    :class:`~notewave.symbolic.decode.Decoder` does (a model with the cursor table adds its
-    embedding lookup, of the ``none`` rows: random ids have no bars)."""
+    cache, then one ``step`` (a :class:`~notewave.symbolic.decode.MidiStep` of ``model``) per
+    token, as the composer's :class:`~notewave.symbolic.decode.Decoder` does (a model with the
+    cursor table adds its embedding lookup, of the ``none`` rows: random ids have no bars)."""
     cache = model.new_cache(prompt.shape[0])
     rows = torch.tensor(NONE_ROW) if model.config.cursor else None
     logits = model(prompt, cache, None if rows is None else rows.expand(*prompt.shape, COLUMNS))[:, -1]
-    step = MidiStep(model)
     out = []
     for _ in range(new):
         nxt = sample(logits)[:, None]
@@ -130,17 +132,28 @@ def interleaved(fns: list, repeats: int) -> list[float]:
 
 
 def raw_decoding(ours: MidiLM, hf, vocab_size: int, prompt_len: int, new: int, repeats: int) -> None:
-    """Print the tokens/s table with the targets."""
-    print("| batch | KV cache | new tokens | MidiLM tok/s | GPT-2 generate tok/s | ratio | target |")
-    print("|---|---|---|---|---|---|---|")
+    """Print the tokens/s table: fp32 and (where torch has the kernel) int8 weights against GPT-2,
+    the target on the weights the composer's Decoder uses."""
+    steps = {"fp32": MidiStep(ours)}
+    if int8_available():
+        steps["int8"] = MidiStep(ours, int8=True)
+    decodes_with = "int8" if "int8" in steps else "fp32"
+    header = "batch | KV cache | new tokens | MidiLM weights | MidiLM tok/s | GPT-2 generate tok/s | ratio"
+    print(f"| {header} | target |")
+    print("|---|---|---|---|---|---|---|---|")
     for batch in TARGETS:
         prompt = torch.randint(0, vocab_size, (batch, prompt_len))
-        runs = [lambda: decode_ours(ours, prompt, new), lambda: decode_hf(hf, prompt, new)]  # noqa: B023
-        ours_s, hf_s = interleaved(runs, repeats)
-        ours_tps, hf_tps = batch * new / ours_s, batch * new / hf_s
-        ratio = ours_tps / hf_tps
-        target = f">= {TARGETS[batch]}x {'pass' if ratio >= TARGETS[batch] else 'FAIL'}"
-        print(f"| {batch} | yes | {new} | {ours_tps:,.0f} | {hf_tps:,.0f} | {ratio:.2f}x | {target} |")
+        runs = [lambda s=s: decode_ours(ours, s, prompt, new) for s in steps.values()]  # noqa: B023
+        *ours_s, hf_s = interleaved([*runs, lambda: decode_hf(hf, prompt, new)], repeats)  # noqa: B023
+        hf_tps = batch * new / hf_s
+        for name, seconds in zip(steps, ours_s, strict=True):
+            ours_tps = batch * new / seconds
+            ratio = ours_tps / hf_tps
+            target = "-"
+            if name == decodes_with:
+                target = f">= {TARGETS[batch]}x {'pass' if ratio >= TARGETS[batch] else 'FAIL'}"
+            row = f"{batch} | yes | {new} | {name} | {ours_tps:,.0f} | {hf_tps:,.0f} | {ratio:.2f}x"
+            print(f"| {row} | {target} |")
 
 
 def continuation_time(model: MidiLM, vocab: Vocab, bars: int) -> tuple[float, int, int]:

@@ -9,19 +9,32 @@ the 2-core test machine these were a fifth of the CPU time of a step of the ship
 read every weight once per step. For a model in eval mode only (dropout off). The audio LM
 (:mod:`notewave.audio.lm.step`) and the composer (:class:`notewave.symbolic.decode.Decoder`) build
 their embeddings and heads around it; ``tests/audio/test_lm_speed_equivalence.py`` and
-``tests/symbolic/test_cursor.py`` check the equality.
+``tests/symbolic/test_cursor.py`` check the equality. With ``int8=True`` the matrix products
+use weight-only int8 copies (:mod:`notewave.core.int8`): close to, not equal to, ``forward``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from notewave.core.int8 import Int8Linear, int8_fits
 from notewave.core.transformer import KVCache, Transformer
 from notewave.errors import ConfigError
+
+
+def linear_fn(layer: torch.nn.Linear, int8: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> layer(x)`` without the module call: ``F.linear`` on the layer's own tensors, or with
+    ``int8`` an :class:`~notewave.core.int8.Int8Linear` copy of them where the layer's input width
+    suits the kernel (:func:`~notewave.core.int8.int8_fits`; raises ConfigError where the torch
+    build lacks the kernel)."""
+    if int8 and int8_fits(layer):
+        return Int8Linear(layer.weight, layer.bias)
+    return functools.partial(F.linear, weight=layer.weight, bias=layer.bias)
 
 
 class BlockStep:
@@ -29,16 +42,21 @@ class BlockStep:
 
     Args:
         transformer: the model's transformer in eval mode (its weight tensors are taken here:
-            in-place changes show, replaced tensors need a new ``BlockStep``).
+            in-place changes show, replaced tensors need a new ``BlockStep``; int8 copies are
+            made once, here).
+        int8: matrix products with weight-only int8 copies (:mod:`notewave.core.int8`).
+
+    Raises:
+        ConfigError: ``int8`` where this torch build lacks the int8 kernel.
     """
 
-    def __init__(self, transformer: Transformer):
+    def __init__(self, transformer: Transformer, int8: bool = False):
         self.positions = transformer.pos_emb.weight
         self.max_len, self.width = transformer.config.max_seq_len, transformer.config.d_model
         self.blocks = [
-            (b.attn.n_heads, (b.ln1.weight, b.ln1.bias, b.ln1.eps), (b.attn.qkv.weight, b.attn.qkv.bias),
-             (b.attn.proj.weight, b.attn.proj.bias), (b.ln2.weight, b.ln2.bias, b.ln2.eps),
-             (b.mlp[0].weight, b.mlp[0].bias), b.mlp[1].approximate, (b.mlp[2].weight, b.mlp[2].bias))
+            (b.attn.n_heads, (b.ln1.weight, b.ln1.bias, b.ln1.eps), linear_fn(b.attn.qkv, int8),
+             linear_fn(b.attn.proj, int8), (b.ln2.weight, b.ln2.bias, b.ln2.eps),
+             linear_fn(b.mlp[0], int8), b.mlp[1].approximate, linear_fn(b.mlp[2], int8))
             for b in transformer.blocks
         ]  # fmt: skip
         self.final = (transformer.ln_f.weight, transformer.ln_f.bias, transformer.ln_f.eps)
@@ -61,16 +79,14 @@ class BlockStep:
         h = x + self.positions[start]
         batch, steps, _ = h.shape
         for layer, (heads, ln1, qkv, proj, ln2, up, approximate, down) in enumerate(self.blocks):
-            q, k, v = F.linear(F.layer_norm(h, (width,), *ln1), *qkv).split(width, dim=2)
+            q, k, v = qkv(F.layer_norm(h, (width,), *ln1)).split(width, dim=2)
             q, k, v = (t.view(batch, steps, heads, -1).transpose(1, 2) for t in (q, k, v))
             keys, values = cache.keys[layer], cache.values[layer]
             keys[:, :, start : start + 1] = k
             values[:, :, start : start + 1] = v
             out = F.scaled_dot_product_attention(q, keys[:, :, : start + 1], values[:, :, : start + 1])
-            h = h + F.linear(out.transpose(1, 2).reshape(batch, steps, width), *proj)
-            h = h + F.linear(
-                F.gelu(F.linear(F.layer_norm(h, (width,), *ln2), *up), approximate=approximate), *down
-            )
+            h = h + proj(out.transpose(1, 2).reshape(batch, steps, width))
+            h = h + down(F.gelu(up(F.layer_norm(h, (width,), *ln2)), approximate=approximate))
         cache.length = start + 1
         return F.layer_norm(h, (width,), *self.final)
 

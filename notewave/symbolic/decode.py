@@ -3,7 +3,9 @@
 :class:`Decoder` feeds a context once, then samples one id at a time under the grammar
 mask (:mod:`notewave.symbolic.grammar`); an id the grammar forces (the only one allowed)
 is taken without sampling. It stops when a caller's condition holds or the model's
-context is full (the caller then builds a shorter window and goes on).
+context is full (the caller then builds a shorter window and goes on). The steps after the
+context use weight-only int8 copies of the matrices (:mod:`notewave.core.int8`) where torch
+has the kernel: a step reads a quarter of the bytes (the bench's decode table has both).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from notewave.core.decode_step import BlockStep, one_thread
+from notewave.core.decode_step import BlockStep, linear_fn, one_thread
+from notewave.core.int8 import int8_available
 from notewave.core.sampling import sample
 from notewave.core.transformer import KVCache
 from notewave.errors import ConfigError
@@ -39,14 +42,16 @@ class MidiStep:
     new position (ids int64 ``[B, 1]``, cursor int64 ``[B, 1, COLUMNS]`` or ``None``, logits float
     ``[B, 1, vocab]``), through :class:`notewave.core.decode_step.BlockStep`: the same operations
     without the module calls. For a model in eval mode; the cache must hold the earlier positions.
+    With ``int8`` the matrix products (blocks and head) use weight-only int8 copies: close to,
+    not equal to, ``forward`` (raises ConfigError where torch lacks the kernel).
     """
 
-    def __init__(self, model: MidiLM):
+    def __init__(self, model: MidiLM, int8: bool = False):
         self.embedding = model.tok_emb.weight
         self.cursor = None if model.cursor_emb is None else model.cursor_emb.weight
         self.columns = model.config.feature_columns
-        self.blocks = BlockStep(model.transformer)
-        self.head = model.head.weight
+        self.blocks = BlockStep(model.transformer, int8=int8)
+        self.head = linear_fn(model.head, int8)
 
     @torch.no_grad()
     def __call__(self, ids: torch.Tensor, cursor: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
@@ -60,7 +65,7 @@ class MidiStep:
             if cursor is None:
                 raise ConfigError("this composer reads cursor features: pass the cursor rows")
             x = x + F.embedding(cursor[..., : self.columns], self.cursor).sum(dim=-2)
-        return F.linear(self.blocks(x, cache), self.head)
+        return self.head(self.blocks(x, cache))
 
 
 class Decoder:
@@ -71,13 +76,16 @@ class Decoder:
             through the lean :class:`MidiStep`).
         grammar: the token grammar of this piece's tracks.
         sampling: sampling settings.
+        int8: the steps after the context with int8 weight copies (default: where torch has
+            the kernel, :func:`notewave.core.int8.int8_available`); ``False``: the fp32 weights.
 
     The steps of :meth:`run` use one torch thread (:func:`notewave.core.decode_step.one_thread`;
     the context itself is read with all of them).
     """
 
-    def __init__(self, model: MidiLM, grammar: Grammar, sampling: Sampling):
+    def __init__(self, model: MidiLM, grammar: Grammar, sampling: Sampling, int8: bool | None = None):
         self.model = model
+        self.int8 = int8_available() if int8 is None else int8
         self.grammar = grammar
         self.sampling = sampling
         self.cache = None
@@ -103,7 +111,10 @@ class Decoder:
             rows = [self.cursor.feed(t) for t in everything]
             cursor = torch.tensor([rows[len(rows) - len(ids) :]])
         self.logits = self.model(torch.tensor([ids]), self.cache, cursor)[:, -1]
-        self.step = None if self.model.training else MidiStep(self.model)
+        if self.model.training:
+            self.step = None
+        elif self.step is None:  # built once per Decoder (the int8 copies take some 50 ms)
+            self.step = MidiStep(self.model, self.int8)
 
     @torch.no_grad()
     def feed(self, token: int) -> None:

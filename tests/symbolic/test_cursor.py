@@ -152,7 +152,7 @@ def test_zero_initialised_cursor_keeps_logits_and_decoding_matches(vocab, jsb_te
     ids = piece_ids(vocab, piece, 0, 3, style="bach")
     x = torch.tensor([ids])
     before = model(x)
-    plain = Decoder(model, Grammar(vocab, piece.programs), Sampling())
+    plain = Decoder(model, Grammar(vocab, piece.programs), Sampling(), int8=False)
     plain.start(ids[:10])
     for token in ids[10:]:
         plain.feed(token)  # the lean step (MidiStep) in eval mode
@@ -169,7 +169,7 @@ def test_zero_initialised_cursor_keeps_logits_and_decoding_matches(vocab, jsb_te
     assert loaded.config.cursor
     full = loaded(x, cursor=cursor).detach()
     assert not torch.allclose(full, before, atol=1e-3)  # the features reach the logits
-    decoder = Decoder(loaded, Grammar(vocab, piece.programs), Sampling())
+    decoder = Decoder(loaded, Grammar(vocab, piece.programs), Sampling(), int8=False)
     decoder.start(ids[:10])
     for token in ids[10:]:
         decoder.feed(token)
