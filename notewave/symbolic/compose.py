@@ -11,7 +11,7 @@ moves. Bars are counted on the score's bar grid (from tick 0, in its meters).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -26,18 +26,31 @@ from notewave.symbolic.model import MidiLM
 from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
 from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
 
-#: Parts ``accompany`` can add: name -> (track name, GM program; ``None``: the melody's program).
-PARTS: dict[str, tuple[tuple[str, int | None], ...]] = {
-    "satb": (("Alto", None), ("Tenor", None), ("Bass", None)),
-    "bass": (("Bass", 33),),
-    "drums": (("Drums", DRUMS),),
-    "piano": (("Piano", 0),),
-    "guitar": (("Guitar", 25),),
-    "strings": (("Strings", 48),),
-    "organ": (("Organ", 19),),
-    "choir": (("Choir", 52),),
-    "brass": (("Brass", 61),),
-    "flute": (("Flute", 73),),
+
+class Part(NamedTuple):
+    """A track to add: its ``name``, GM ``program`` (``-1`` drums) and written ``pitches``
+    ``(low, high)`` (MIDI numbers, inclusive; ``None``: the format's whole range)."""
+
+    name: str
+    program: int
+    pitches: tuple[int, int] | None = None
+
+
+#: Parts ``accompany`` (and ``continue_midi(instruments=...)``) can add: name -> parts (track name,
+#: GM program, ``None`` for the melody's; written range). Voice ranges are those of Bach's chorales
+#: (soprano C4-A5, alto F3-D5, tenor C3-A4, bass C2-D4); instrument ranges are the usual written
+#: ranges (electric bass E1-C4, guitar E2-E6, flute C4-C7, brass E2-C6, choir E2-A5).
+PARTS: dict[str, tuple[tuple[str, int | None, tuple[int, int] | None], ...]] = {
+    "satb": (("Alto", None, (53, 74)), ("Tenor", None, (48, 69)), ("Bass", None, (36, 62))),
+    "bass": (("Bass", 33, (28, 60)),),
+    "drums": (("Drums", DRUMS, None),),
+    "piano": (("Piano", 0, None),),
+    "guitar": (("Guitar", 25, (40, 88)),),
+    "strings": (("Strings", 48, None),),
+    "organ": (("Organ", 19, None),),
+    "choir": (("Choir", 52, (40, 81)),),
+    "brass": (("Brass", 61, (40, 84)),),
+    "flute": (("Flute", 73, (60, 96)),),
 }
 
 
@@ -104,15 +117,15 @@ def _add_notes(out: Score, tracks: list[Track], rows: np.ndarray, grid: Any) -> 
         track.notes.sort(key=lambda n: (n.time, n.pitch))
 
 
-def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[tuple[str, int]]:
+def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[Part]:
     """Parts to add from names such as ``"bass,drums"``, ``"satb"`` or ``"Lead=81"`` (a track name
-    and a GM program, ``-1`` for drums).
+    and a GM program, ``-1`` for drums; no range of its own).
 
     Raises:
         ConditioningError: an unknown part name or a bad program (the message lists the known parts).
     """
     items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[tuple[str, int]] = []
+    out: list[Part] = []
     for item in (i.strip() for i in items):
         if "=" in item:
             name, _, program = item.partition("=")
@@ -122,9 +135,9 @@ def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[tu
                 raise ConditioningError(f"{item!r}: the program after '=' must be -1..127") from None
             if not -1 <= value <= 127 or not name.strip():
                 raise ConditioningError(f"{item!r}: give NAME=PROGRAM with a program in -1..127")
-            out.append((name.strip(), value))
+            out.append(Part(name.strip(), value))
         elif item.lower() in PARTS:
-            out.extend((n, melody_program if p is None else p) for n, p in PARTS[item.lower()])
+            out.extend(Part(n, melody_program if p is None else p, r) for n, p, r in PARTS[item.lower()])
         else:
             known = ", ".join(PARTS)
             raise ConditioningError(f"unknown instrument {item!r}; known: {known}, or NAME=PROGRAM")
@@ -133,22 +146,27 @@ def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[tu
     return out
 
 
-def _with_new_tracks(out: Score, piece: Piece, parts: list[tuple[str, int]], name: str) -> list[Track]:
+def _with_new_tracks(
+    out: Score, piece: Piece, parts: list[Part], name: str
+) -> tuple[list[Track], dict[int, tuple[int, int]]]:
     """Append empty tracks for ``parts`` to ``out`` and ``piece``; return the tracks of ``out``
-    in piece-track order."""
+    in piece-track order and the pitch ranges of the new ones (piece track -> (low, high))."""
     if piece.tracks + len(parts) > MAX_TRACKS:
         raise TokenizerError(
             f"{name} has {piece.tracks} tracks; adding {len(parts)} would exceed the {MAX_TRACKS} "
             "the format holds"
         )
     tracks = _sounding_tracks(out)
-    for track_name, program in parts:
-        track = Track(name=track_name, program=max(program, 0), is_drum=program == DRUMS)
+    ranges = {}
+    for part in parts:
+        track = Track(name=part.name, program=max(part.program, 0), is_drum=part.program == DRUMS)
         out.tracks.append(track)
         tracks.append(out.tracks[-1])
-        piece.programs.append(program)
-        piece.names.append(track_name)
-    return tracks
+        if part.pitches is not None:
+            ranges[piece.tracks] = part.pitches
+        piece.programs.append(part.program)
+        piece.names.append(part.name)
+    return tracks, ranges
 
 
 def continue_midi(
@@ -185,12 +203,13 @@ def continue_midi(
     sampling = sampling_for(seed, temperature, top_k, top_p)
     score, piece = read_piece(vocab, prompt, style, prompt_bars)
     out = score.copy()
-    tracks = _sounding_tracks(out)
+    tracks, ranges = _sounding_tracks(out), {}
     if instruments:
         program = next((p for p in piece.programs if p != DRUMS), 0)
-        tracks = _with_new_tracks(out, piece, parse_instruments(instruments, program), midi_name(prompt))
+        parts = parse_instruments(instruments, program)
+        tracks, ranges = _with_new_tracks(out, piece, parts, midi_name(prompt))
     model.eval()
-    result = continue_piece(model, vocab, piece, bars, sampling, style, progress, keep_playing)
+    result = continue_piece(model, vocab, piece, bars, sampling, style, progress, keep_playing, ranges)
     grid = bar_grid(score).extended(bars)
     _add_notes(out, tracks, result.notes[result.notes[:, BAR] >= piece.bars], grid)
     return end_at(out, int(grid.lines[-1]))  # new bars that rest still count
@@ -283,7 +302,9 @@ def accompany_midi(
 ) -> Score:
     """Keep every track of ``midi`` and write new ones over its whole length: ``add`` names parts
     (``"satb"``: Alto, Tenor and Bass under a melody in its program; ``"bass,drums"``;
-    ``"piano"``; ``"Lead=81"``; see :data:`PARTS`), written with MMM bar-fill.
+    ``"piano"``; ``"Lead=81"``; see :data:`PARTS`), written with MMM bar-fill. A named part's
+    notes stay inside its written range (:data:`PARTS`; a grammar constraint), so that a bass
+    voice sounds below a tenor from its first note.
 
     Raises:
         ConditioningError: an unknown part or style.
@@ -296,10 +317,10 @@ def accompany_midi(
     program = next((p for p in piece.programs if p != DRUMS), 0)
     parts = parse_instruments(add, program)
     before = piece.tracks
-    tracks = _with_new_tracks(out, piece, parts, midi_name(midi))
+    tracks, ranges = _with_new_tracks(out, piece, parts, midi_name(midi))
     slots = [(bar, t) for bar in range(piece.bars) for t in range(before, piece.tracks)]
     model.eval()
-    result = fill_slots(model, vocab, piece, slots, sampling, style, progress)
+    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges)
     grid = bar_grid(score)
     _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], grid)
     return end_at(out, int(grid.lines[-1]))

@@ -13,7 +13,7 @@ user's tracks, tempo map, meters and ticks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -57,18 +57,20 @@ def continue_piece(
     style: str | None = None,
     progress: bool = False,
     keep_playing: bool = True,
+    ranges: Mapping[int, tuple[int, int]] | None = None,
 ) -> Piece:
     """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks.
 
     ``keep_playing``: every track with a note in the piece's last bar plays (at least one onset)
-    in every new bar (a grammar constraint; the model chooses what).
+    in every new bar (a grammar constraint; the model chooses what). ``ranges``: pitch bounds of
+    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`).
 
     Raises:
         ConditioningError: an unknown style.
     """
     meter, tempo = piece.meters[-1], float(piece.tempos[-1])
     active = np.unique(piece.bar_notes(piece.bars - 1)[:, TRACK]) if keep_playing else []
-    grammar = Grammar(vocab, piece.programs, active=active)
+    grammar = Grammar(vocab, piece.programs, active=active, ranges=ranges)
     history = _bar_tokens(vocab, piece)
     new: list[list[int]] = []
     decoder = Decoder(model, grammar, sampling)
@@ -140,9 +142,11 @@ def fill_slots(
     sampling: Sampling,
     style: str | None = None,
     progress: bool = False,
+    ranges: Mapping[int, tuple[int, int]] | None = None,
 ) -> Piece:
     """``piece`` with the (bar, track) ``slots`` written anew (their old notes removed), using the
-    music on both sides of each (MMM bar-fill; Ens & Pasquier 2020).
+    music on both sides of each (MMM bar-fill; Ens & Pasquier 2020). ``ranges``: pitch bounds of
+    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`).
 
     Slots are written in bar order, :data:`FILL_CHUNK_BARS` bars per window; a window holds
     the header, bars to the left (already final), the chunk, and bars to the right (their
@@ -156,7 +160,7 @@ def fill_slots(
     work = Piece(
         list(piece.programs), list(piece.meters), piece.tempos, piece.notes[~drop], list(piece.names)
     )
-    grammar = Grammar(vocab, work.programs)
+    grammar = Grammar(vocab, work.programs, ranges=ranges)
     decoder = Decoder(model, grammar, sampling)
     bar_progress = tqdm(total=len(todo), desc="fill (slots)", disable=not progress)
     while todo:

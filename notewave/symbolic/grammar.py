@@ -17,11 +17,12 @@ per state, so a step costs one dictionary look-up once a state has been seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
+from notewave.errors import ConfigError
 from notewave.symbolic.vocab import METERS, PITCH_RANGE, Vocab, bar_positions
 
 
@@ -58,6 +59,12 @@ class Grammar:
         allow_meter, allow_tempo: whether a bar may open with ``TimeSig`` / ``Tempo``.
         active: tracks that must play (at least one onset) in every bar they are written in, outside
             fills: how a continuation keeps every part that plays at the end of the prompt going.
+        ranges: pitch bounds of some tracks, ``{track: (low, high)}`` (MIDI numbers, inclusive),
+            inside the format's own: the written range of a part being added (a bass voice, a
+            flute), so that a new part starts and stays in its register.
+
+    Raises:
+        ConfigError: a range that is empty, outside 0..127, or of a track the header lacks.
     """
 
     def __init__(
@@ -68,10 +75,19 @@ class Grammar:
         allow_meter: bool = False,
         allow_tempo: bool = False,
         active: Iterable[int] = (),
+        ranges: Mapping[int, tuple[int, int]] | None = None,
     ):
         self.vocab = vocab
         self.active = frozenset(int(t) for t in active)
         self.programs = [int(p) for p in programs]
+        self.ranges = {int(t): (int(lo), int(hi)) for t, (lo, hi) in (ranges or {}).items()}
+        for track, (low, high) in self.ranges.items():
+            floor, top = (0, 127) if self.programs[track:] and self.programs[track] < 0 else PITCH_RANGE
+            if not (0 <= track < len(self.programs) and max(low, floor) <= min(high, top)):
+                raise ConfigError(
+                    f"pitch range {low}..{high} of track {track} leaves no pitch of a header track "
+                    f"(pitched tracks: {PITCH_RANGE[0]}..{PITCH_RANGE[1]})"
+                )
         self.allow_eos = allow_eos
         self.allow_meter = allow_meter
         self.allow_tempo = allow_tempo
@@ -103,6 +119,8 @@ class Grammar:
         if not 0 <= state.track < self.tracks:
             return range(0)  # a track the header lacks: no note may follow
         low, high = (0, 127) if self.programs[state.track] < 0 else PITCH_RANGE
+        if state.track in self.ranges:
+            low, high = max(low, self.ranges[state.track][0]), min(high, self.ranges[state.track][1])
         return range(max(low, state.pitch + 1), high + 1)
 
     def mask(self, state: State) -> torch.Tensor:

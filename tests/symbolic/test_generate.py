@@ -156,8 +156,16 @@ def test_instruments_add_tracks_that_join_in(tiny_model, jsb_test_files):
     assert [n for n in notes_of(out) if n[1] < start] == notes_of(prompt)
     for index in (4, 5, 6):
         assert out.tracks[index].notes and all(n.time >= start for n in out.tracks[index].notes)
-    assert parse_instruments("satb", 19) == [("Alto", 19), ("Tenor", 19), ("Bass", 19)]
-    assert parse_instruments(["Piano", " Choir "], 0) == [("Piano", 0), ("Choir", 52)]
+    assert parse_instruments("satb", 19) == [
+        ("Alto", 19, (53, 74)),
+        ("Tenor", 19, (48, 69)),
+        ("Bass", 19, (36, 62)),
+    ]
+    assert parse_instruments(["Piano", " Choir ", "Lead=81"], 0) == [
+        ("Piano", 0, None),
+        ("Choir", 52, (40, 81)),
+        ("Lead", 81, None),
+    ]
     with pytest.raises(ConditioningError, match="unknown instrument 'kazoo'; known: satb, bass, drums"):
         tiny_model.continue_midi(prompt, bars=1, instruments="bass,kazoo")
     for bad in ("Lead=200", "Lead=x", "=5", ""):
@@ -572,11 +580,6 @@ def test_composer_infills_and_accompanies_chorales(composer_model, jsb_test_file
         assert len(filled) >= 0.9 * grid.bars
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the shipped composer (300 training steps) does not yet keep a chorale's four voices in "
-    "register order in what it writes (issue 9: train further)",
-)
 def test_composer_keeps_the_voices_in_register_order(composer_model, jsb_test_files):
     path = jsb_test_files[0]
     out = composer_model.continue_midi(path, bars=4, prompt_bars=4, seed=0, style=_style(composer_model))
@@ -588,3 +591,6 @@ def test_composer_keeps_the_voices_in_register_order(composer_model, jsb_test_fi
     satb = composer_model.accompany(melody, "satb", seed=0, style=_style(composer_model))
     means = [np.mean([n.pitch for n in t.notes]) for t in satb.tracks]
     assert means == sorted(means, reverse=True), f"accompaniment: voices out of register order {means}"
+    for track, (name, _, (low, high)) in zip(satb.tracks[1:], PARTS["satb"], strict=True):
+        pitches = [n.pitch for n in track.notes]
+        assert track.name == name and pitches and low <= min(pitches) and max(pitches) <= high

@@ -10,6 +10,7 @@ from symusic import TimeSignature
 
 from notewave.core.midi import load_score
 from notewave.core.sampling import sample
+from notewave.errors import ConfigError
 from notewave.symbolic.compose import first_bars
 from notewave.symbolic.decode import Decoder, Sampling
 from notewave.symbolic.grammar import Grammar, State
@@ -248,3 +249,34 @@ def test_active_tracks_play_in_every_bar_they_are_written_in():
     assert bool(grammar.mask(state)[vocab.bar_id])
     # In a fill the slot may stay empty: FillEnd is allowed at once.
     assert bool(grammar.mask(grammar.segment_state(1, meter, fill=True))[vocab["FillEnd"]])
+
+
+def test_track_ranges_bound_the_pitches_of_sampled_fills(tiny_model, jsb_test_files):
+    """A part's written range (accompany's bass voice, 36..62 here narrowed to 40..50): the near-uniform
+    samples of an untrained model stay inside it, the other tracks keep the piano range."""
+    piece = piece_from_score(first_bars(load_score(jsb_test_files[4]), 3))
+    slots = [(1, 3), (2, 3)]  # the bass in bars 2-3
+    context = piece_ids(VOCAB, piece, style="bach", fills=slots, append_fills=False)
+    grammar = Grammar(VOCAB, piece.programs, ranges={3: (40, 50)})
+    state = grammar.segment_state(3, (4, 4), fill=True)
+    state = grammar.advance(state, VOCAB["Pos_0"])
+    assert {n for n in allowed(grammar, state) if n.startswith("Pitch")} == {
+        f"Pitch_{p}" for p in range(40, 51)
+    }
+    tenor = grammar.advance(grammar.segment_state(2, (4, 4)), VOCAB["Pos_0"])
+    assert len([n for n in allowed(grammar, tenor) if n.startswith("Pitch")]) == 88  # untouched
+    pitches = []
+    for seed in range(5):
+        decoder = Decoder(tiny_model.model, grammar, Sampling(generator=torch.Generator().manual_seed(seed)))
+        decoder.start(context + [VOCAB["FillStart"], VOCAB["Track_3"]])
+        ids, _, stopped = decoder.run(
+            grammar.segment_state(3, (4, 4), fill=True), lambda t, s: t == VOCAB["FillEnd"], decoder.room
+        )
+        assert stopped
+        pitches += [VOCAB.name(i) for i in ids if VOCAB.kind(i) == "Pitch"]
+    values = [int(name.split("_")[1]) for name in pitches]
+    assert len(values) > 10 and 40 <= min(values) and max(values) <= 50
+    for bad in ({3: (0, 10)}, {3: (60, 50)}, {7: (40, 50)}, {-1: (40, 50)}):
+        with pytest.raises(ConfigError, match="pitch range"):
+            Grammar(VOCAB, piece.programs, ranges=bad)
+    assert Grammar(VOCAB, [DRUMS], ranges={0: (0, 10)}).ranges == {0: (0, 10)}  # drums: any key
