@@ -39,6 +39,7 @@ def _train_codec(args: argparse.Namespace) -> int:
         seed=args.seed,
         precision=args.precision,
         overrides=overrides,
+        si_sdr_weight=args.si_sdr_weight,
     )
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "config")}, indent=2))
     print(
@@ -76,6 +77,12 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
         "--adversarial-every", type=int, default=1, help="adversarial terms on every N-th step (default 1)"
     )
     p.add_argument("--disc-filters", type=int, default=32, help="channels per STFT critic (default 32)")
+    p.add_argument(
+        "--si-sdr-weight",
+        type=float,
+        default=0.0,
+        help="weight of minus the waveform's SI-SDR (dB) beside the spectral losses (default 0: off)",
+    )
     p.add_argument("--init", default=None, help="start from this codec checkpoint's matching weights")
     p.add_argument(
         "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"

@@ -36,6 +36,7 @@ from notewave.audio.codec.losses import (
     discriminator_hinge_loss,
     feature_matching_loss,
     generator_hinge_loss,
+    si_sdr_loss,
 )
 from notewave.audio.codec.metrics import mel_distance, si_sdr
 from notewave.audio.codec.model import Codec, CodecConfig
@@ -111,6 +112,7 @@ def train_codec(
     seed: int = 0,
     precision: str = "auto",
     overrides: dict[str, Any] | None = None,
+    si_sdr_weight: float = 0.0,
 ) -> dict[str, Any]:
     """Train a :class:`Codec`, writing ``run_dir/best`` (lowest validation mel distance) and ``run_dir/last``.
 
@@ -133,6 +135,8 @@ def train_codec(
         val_clips, val_seconds, max_val_clips: clips per held-out track, their length (s), and
             the most clips kept (evenly thinned).
         max_seconds: read at most this many seconds of each audio file.
+        si_sdr_weight: weight of the waveform term :func:`~notewave.audio.codec.losses.si_sdr_loss`
+            (minus the SI-SDR in dB) beside the spectral ones (0: off, the default).
 
     Returns:
         Summary: steps, wall time (s), hours of audio, best validation mel distance, parameters.
@@ -147,6 +151,8 @@ def train_codec(
     run = Path(run_dir)
     if adversarial_every < 1 or disc_filters < 1:
         raise ConfigError("adversarial_every and disc_filters must be >= 1")
+    if not 0.0 <= si_sdr_weight <= 10.0:
+        raise ConfigError(f"si_sdr_weight must be in 0..10, got {si_sdr_weight}")
     model = Codec.from_pretrained(run / "last") if resume else None
     if model is None and init is not None:  # before the (slow) data loading: a bad --init fails at once
         model = grown_codec(init, config_for(config, **(overrides or {})))
@@ -198,6 +204,9 @@ def train_codec(
         parts["l1"] = F.l1_loss(out.audio, x)
         parts["commit"] = out.commit_loss
         loss = parts["mel"] + parts["stft"] + 0.1 * parts["l1"] + parts["commit"]
+        if si_sdr_weight:
+            parts["neg_si_sdr"] = si_sdr_loss(out.audio, x)
+            loss = loss + si_sdr_weight * parts["neg_si_sdr"]
         calls[0] += 1
         if disc is not None and (calls[0] - 1) % adversarial_every == 0:
             real_logits, real_feats = disc(x)
@@ -278,6 +287,7 @@ def train_codec(
         "valid_files": len(valid_set.names),
         "best_val_mel": result["best_val_loss"],
         "init": str(init) if init is not None else None,
+        "si_sdr_weight": si_sdr_weight,
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": model.config.to_dict(),
         "history": result["history"],
