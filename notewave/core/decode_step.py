@@ -32,7 +32,7 @@ def linear_fn(layer: torch.nn.Linear, int8: bool) -> Callable[[torch.Tensor], to
     ``int8`` an :class:`~notewave.core.int8.Int8Linear` copy of them where the layer's input width
     suits the kernel (:func:`~notewave.core.int8.int8_fits`; raises ConfigError where the torch
     build lacks the kernel)."""
-    if int8 and int8_fits(layer):
+    if int8 and int8_fits(layer.in_features):
         return Int8Linear(layer.weight, layer.bias)
     return functools.partial(F.linear, weight=layer.weight, bias=layer.bias)
 

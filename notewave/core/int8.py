@@ -50,9 +50,10 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 WIDTH_MULTIPLE = 16  # input widths the CPU kernel handles
 
 
-def int8_fits(layer: torch.nn.Linear) -> bool:
-    """Whether ``layer``'s input width suits the kernel (a multiple of :data:`WIDTH_MULTIPLE`)."""
-    return layer.in_features % WIDTH_MULTIPLE == 0
+def int8_fits(in_features: int) -> bool:
+    """Whether a linear layer of input width ``in_features`` suits the kernel (a multiple of
+    :data:`WIDTH_MULTIPLE`)."""
+    return in_features % WIDTH_MULTIPLE == 0
 
 
 @functools.cache
@@ -87,12 +88,12 @@ class Int8Linear:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         if not int8_available():
             raise ConfigError("this torch build has no CPU _weight_int8pack_mm: decode with fp32 weights")
-        if weight.dim() != 2 or weight.shape[1] % WIDTH_MULTIPLE:
+        self.weight, scales = quantize_rows(weight)  # raises for a weight that is not 2-D
+        if not int8_fits(self.weight.shape[1]):
             raise ConfigError(
                 f"int8 weights need an input width that is a multiple of {WIDTH_MULTIPLE}, "
                 f"not shape {tuple(weight.shape)}"
             )
-        self.weight, scales = quantize_rows(weight)
         self.scales = scales.to(torch.bfloat16)
         self.bias = None if bias is None else bias.detach().float()
         self.out_features, self.in_features = self.weight.shape

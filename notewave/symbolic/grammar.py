@@ -81,9 +81,13 @@ class Grammar:
         self.active = frozenset(int(t) for t in active)
         self.programs = [int(p) for p in programs]
         self.ranges = {int(t): (int(lo), int(hi)) for t, (lo, hi) in (ranges or {}).items()}
+        # each track's pitch bounds (inclusive): the format's (drums any key), narrowed by ``ranges``
+        self.bounds = [(0, 127) if p < 0 else PITCH_RANGE for p in self.programs]
         for track, (low, high) in self.ranges.items():
-            floor, top = (0, 127) if self.programs[track:] and self.programs[track] < 0 else PITCH_RANGE
-            if not (0 <= track < len(self.programs) and max(low, floor) <= min(high, top)):
+            if 0 <= track < len(self.bounds):
+                floor, top = self.bounds[track]
+                self.bounds[track] = (max(low, floor), min(high, top))
+            if not 0 <= track < len(self.bounds) or self.bounds[track][0] > self.bounds[track][1]:
                 raise ConfigError(
                     f"pitch range {low}..{high} of track {track} leaves no pitch of a header track "
                     f"(pitched tracks: {PITCH_RANGE[0]}..{PITCH_RANGE[1]})"
@@ -118,9 +122,7 @@ class Grammar:
     def _pitches(self, state: State) -> range:
         if not 0 <= state.track < self.tracks:
             return range(0)  # a track the header lacks: no note may follow
-        low, high = (0, 127) if self.programs[state.track] < 0 else PITCH_RANGE
-        if state.track in self.ranges:
-            low, high = max(low, self.ranges[state.track][0]), min(high, self.ranges[state.track][1])
+        low, high = self.bounds[state.track]
         return range(max(low, state.pitch + 1), high + 1)
 
     def mask(self, state: State) -> torch.Tensor:

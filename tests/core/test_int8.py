@@ -48,7 +48,7 @@ def test_int8_linear_matches_the_float_layer_and_refuses_odd_widths():
     assert out.shape == (2, 3, 40) and out.dtype == torch.float32
     assert (out - ref).abs().max() < 0.02 * ref.abs().max()
     odd = torch.nn.Linear(100, 8)  # the CPU kernel crashes on widths that are not multiples of 16
-    assert not int8_fits(odd)
+    assert not int8_fits(odd.in_features)
     with pytest.raises(ConfigError, match="multiple of 16"):
         Int8Linear(odd.weight, odd.bias)
     assert isinstance(linear_fn(odd, int8=True), type(linear_fn(odd, int8=False)))  # falls back
