@@ -226,6 +226,13 @@ def add_generate_cli(sub: argparse._SubParsersAction) -> None:
     a.add_argument("midi", type=Path, help="MIDI file")
     a.add_argument("--add", required=True, help="parts to add, e.g. satb or bass,drums")
     a.add_argument("--out", required=True, type=Path, help="output MIDI file")
+    a.add_argument(
+        "--consonance",
+        type=float,
+        default=None,
+        help="nats taken from pitches dissonant with the melody where they are written "
+        "(default 2; 0: the model alone)",
+    )
     _sampling_options(a)
     a.set_defaults(func=_accompany)
 
@@ -255,7 +262,10 @@ def _accompany(args: argparse.Namespace) -> int:
     from notewave.pipelines.composer import Composer
 
     composer = Composer.from_pretrained(args.checkpoint)
-    score = composer.accompany(args.midi, args.add, **_sampling(args))
+    options = _sampling(args)
+    if args.consonance is not None:
+        options["consonance"] = args.consonance
+    score = composer.accompany(args.midi, args.add, **options)
     return _write(args, score, f"{args.midi.name} + {args.add}")
 
 

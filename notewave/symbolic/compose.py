@@ -22,6 +22,7 @@ from notewave.core.sampling import check_sampling_args
 from notewave.errors import ConditioningError, ConfigError, MidiError, TokenizerError
 from notewave.symbolic.decode import Sampling
 from notewave.symbolic.generate import continue_piece, fill_slots
+from notewave.symbolic.guide import ConsonanceGuide
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
 from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
@@ -52,6 +53,10 @@ PARTS: dict[str, tuple[tuple[str, int | None, tuple[int, int] | None], ...]] = {
     "brass": (("Brass", 61, (40, 84)),),
     "flute": (("Flute", 73, (60, 96)),),
 }
+
+
+#: Default consonance guidance of ``accompany`` in nats (see :class:`ConsonanceGuide`).
+CONSONANCE = 2.0
 
 
 def sampling_for(seed: int | None, temperature: float, top_k: int | None, top_p: float | None) -> Sampling:
@@ -299,15 +304,19 @@ def accompany_midi(
     top_k: int | None = None,
     top_p: float | None = 0.95,
     progress: bool = False,
+    consonance: float = CONSONANCE,
 ) -> Score:
     """Keep every track of ``midi`` and write new ones over its whole length: ``add`` names parts
     (``"satb"``: Alto, Tenor and Bass under a melody in its program; ``"bass,drums"``;
     ``"piano"``; ``"Lead=81"``; see :data:`PARTS`), written with MMM bar-fill. A named part's
     notes stay inside its written range (:data:`PARTS`; a grammar constraint), so that a bass
-    voice sounds below a tenor from its first note.
+    voice sounds below a tenor from its first note. ``consonance``: nats taken from the logit of
+    a pitch dissonant with the melody (the given pitched tracks' highest note) where it is
+    written (:class:`~notewave.symbolic.guide.ConsonanceGuide`; 0: the model alone).
 
     Raises:
         ConditioningError: an unknown part or style.
+        ConfigError: a negative ``consonance``.
         TokenizerError: more than 16 tracks with the new ones.
         MidiError: as :func:`continue_midi`.
     """
@@ -320,7 +329,9 @@ def accompany_midi(
     tracks, ranges = _with_new_tracks(out, piece, parts, midi_name(midi))
     slots = [(bar, t) for bar in range(piece.bars) for t in range(before, piece.tracks)]
     model.eval()
-    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges)
+    melody = [t for t in range(before) if piece.programs[t] != DRUMS]
+    guide = ConsonanceGuide(vocab, piece, melody, consonance)
+    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges, guide)
     grid = bar_grid(score)
     _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], grid)
     return end_at(out, int(grid.lines[-1]))

@@ -25,6 +25,9 @@ from notewave.symbolic.cursor import CursorTracker
 from notewave.symbolic.grammar import Grammar, State
 from notewave.symbolic.model import MidiLM
 
+#: A logit bias by grammar state: float ``[vocab size]`` added to the logits, or ``None``.
+Bias = Callable[[State], "torch.Tensor | None"]
+
 
 @dataclass
 class Sampling:
@@ -126,20 +129,25 @@ class Decoder:
         else:
             self.logits = self.model(ids, self.cache, cursor)[:, -1]
 
-    def choose(self, state: State) -> int:
-        """The next id under the grammar: forced when only one is allowed, else sampled."""
+    def choose(self, state: State, bias: Bias | None = None) -> int:
+        """The next id under the grammar: forced when only one is allowed, else sampled (from the
+        logits plus ``bias(state)`` when that gives a float ``[vocab size]`` tensor)."""
         allowed = self.grammar.mask(state)
         forced = torch.nonzero(allowed)
         if len(forced) == 1:
             return int(forced[0, 0])
         s = self.sampling
-        return int(sample(self.logits, s.temperature, s.top_k, s.top_p, allowed[None], s.generator)[0])
+        logits = self.logits
+        if bias is not None and (extra := bias(state)) is not None:
+            logits = logits + extra
+        return int(sample(logits, s.temperature, s.top_k, s.top_p, allowed[None], s.generator)[0])
 
     def run(
-        self, state: State, stop: Callable[[int, State], bool], limit: int
+        self, state: State, stop: Callable[[int, State], bool], limit: int, bias: Bias | None = None
     ) -> tuple[list[int], State, bool]:
         """Sample ids from ``state`` until ``stop(id, new_state)`` is true (that id is returned
-        last), ``limit`` ids were made, or the context is full.
+        last), ``limit`` ids were made, or the context is full. ``bias``: see :meth:`choose`
+        (e.g. :meth:`notewave.symbolic.guide.ConsonanceGuide.for_bar`).
 
         Returns:
             ``(ids, state, stopped)``: ``stopped`` is false when the context or ``limit`` ended it.
@@ -147,7 +155,7 @@ class Decoder:
         out: list[int] = []
         with one_thread():  # a step is too small to split: a second thread only waits (see one_thread)
             while len(out) < limit:
-                token = self.choose(state)
+                token = self.choose(state, bias)
                 state = self.grammar.follow(state, token)
                 out.append(token)
                 if stop(token, state):

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from notewave.symbolic.decode import Decoder, Sampling
 from notewave.symbolic.grammar import Grammar
+from notewave.symbolic.guide import ConsonanceGuide
 from notewave.symbolic.layout import bar_ids, header_ids, parse_ids, piece_ids
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.piece import BAR, TRACK, Piece
@@ -143,10 +144,12 @@ def fill_slots(
     style: str | None = None,
     progress: bool = False,
     ranges: Mapping[int, tuple[int, int]] | None = None,
+    guide: ConsonanceGuide | None = None,
 ) -> Piece:
     """``piece`` with the (bar, track) ``slots`` written anew (their old notes removed), using the
     music on both sides of each (MMM bar-fill; Ens & Pasquier 2020). ``ranges``: pitch bounds of
-    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`).
+    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`); ``guide``: a consonance bias
+    on the pitches of every slot (see :class:`~notewave.symbolic.guide.ConsonanceGuide`).
 
     Slots are written in bar order, :data:`FILL_CHUNK_BARS` bars per window; a window holds
     the header, bars to the left (already final), the chunk, and bars to the right (their
@@ -193,7 +196,8 @@ def fill_slots(
             decoder.feed(vocab["FillStart"])
             decoder.feed(vocab.spans["Track"].id(track))
             state = grammar.segment_state(track, work.meters[bar], fill=True)
-            out, state, stopped = decoder.run(state, lambda t, s: t == vocab["FillEnd"], decoder.room)
+            bias = guide.for_slot(bar, track) if guide is not None else None
+            out, state, stopped = decoder.run(state, lambda t, s: t == vocab["FillEnd"], decoder.room, bias)
             if not stopped and written:
                 break  # out of room: this slot is written again in the next window
             segment = out[:-1] if stopped else out[: _last_complete(vocab, out)]
