@@ -118,6 +118,12 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--top-p", type=float, default=0.95)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--key",
+        type=float,
+        default=None,
+        help="weight of the key guide toward the pitch classes of the bars around (0: the model alone)",
+    )
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
     p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
@@ -134,6 +140,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "progress": True,
+        **({"key": args.key} if args.key is not None else {}),
     }
 
 
@@ -213,6 +220,11 @@ def add_generate_cli(sub: argparse._SubParsersAction) -> None:
     f.add_argument(
         "--tracks", default=None, help='track names to regenerate, e.g. "Bass,Drums" (default all)'
     )
+    f.add_argument(
+        "--allow-silent-tracks",
+        action="store_true",
+        help="let tracks that play on both sides of the span rest in it (default: they play on)",
+    )
     f.add_argument("--out", required=True, type=Path, help="output MIDI file")
     _sampling_options(f)
     f.set_defaults(func=_infill)
@@ -253,7 +265,8 @@ def _infill(args: argparse.Namespace) -> int:
 
     span = _span(args.bars)
     composer = Composer.from_pretrained(args.checkpoint)
-    score = composer.infill(args.midi, span, args.tracks, **_sampling(args))
+    options = {**_sampling(args), "keep_playing": not args.allow_silent_tracks}
+    score = composer.infill(args.midi, span, args.tracks, **options)
     mark = int(bar_grid(score).lines[span[0] - 1])
     return _write(args, score, f"{args.midi.name}: bars {span[0]}-{span[1]} infilled", mark)
 
@@ -288,6 +301,7 @@ def _eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         top_p=args.top_p,
+        guides={k: v for k, v in (("key", args.key), ("consonance", args.consonance)) if v is not None},
     )
     print(result.render(markdown=False), end="")
     write_reports(result, args.json, args.markdown)
@@ -331,6 +345,10 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed of the first piece (default 0)")
+    e.add_argument("--key", type=float, default=None, help="key guide weight of the edits (default: theirs)")
+    e.add_argument(
+        "--consonance", type=float, default=None, help="consonance guide of accompany (default: its own)"
+    )
     e.add_argument(
         "--json", type=Path, default=None, metavar="OUT.json", help="write the full report as JSON"
     )

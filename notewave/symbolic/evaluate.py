@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -199,6 +199,8 @@ def run_edit(
         NotewaveError: the edit or the measure failed on this piece.
     """
     options = {"style": item.token, **options}
+    if edit != "accompany":
+        options.pop("consonance", None)  # guidance by the melody: accompaniment only
     cut = compose.first_bars(item.score, prompt_bars + bars)
     if edit == "continue":
         prompt = compose.first_bars(item.score, prompt_bars)
@@ -330,6 +332,7 @@ def evaluate_symbolic(
     temperature: float = 1.0,
     top_p: float | None = 0.95,
     progress: bool = True,
+    guides: Mapping[str, float] | None = None,
 ) -> SymbolicEvaluation:
     """Evaluate a composer (a checkpoint folder, or its model and vocabulary) as the module
     docstring says.
@@ -341,6 +344,7 @@ def evaluate_symbolic(
         edits: a subset of :data:`EDITS` (empty: NLL only).
         seed: sampling seed of the first piece (the i-th piece uses ``seed + i``).
         temperature, top_p: sampling settings.
+        guides: weights of the edits' guides, ``{"key": W, "consonance": W}`` (default: compose's).
 
     Raises:
         ConfigError: bad settings (see :func:`check_settings`) or sampling arguments.
@@ -354,7 +358,7 @@ def evaluate_symbolic(
     if not sources:
         raise DataError(f"no data folder with a {split}/ split under {DATA_DIR}; give --data DIR[:STYLE]")
     groups = held_out(sources, split, pieces, prompt_bars + bars, vocab.styles)
-    sampling = {"temperature": temperature, "top_p": top_p}
+    sampling = {"temperature": temperature, "top_p": top_p, **(guides or {})}
     name = "(in memory)" if isinstance(checkpoint, tuple) else str(checkpoint)
     settings = {"checkpoint": name, "data": sources, "split": split, "pieces": pieces}
     settings |= {"prompt_bars": prompt_bars, "bars": bars, "edits": list(edits), "seed": seed, **sampling}

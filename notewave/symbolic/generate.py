@@ -13,14 +13,14 @@ user's tracks, tempo map, meters and ticks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from notewave.symbolic.decode import Decoder, Sampling
 from notewave.symbolic.grammar import Grammar
-from notewave.symbolic.guide import ConsonanceGuide
+from notewave.symbolic.guide import Guide, combine
 from notewave.symbolic.layout import bar_ids, header_ids, parse_ids, piece_ids
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.piece import BAR, TRACK, Piece
@@ -59,12 +59,15 @@ def continue_piece(
     progress: bool = False,
     keep_playing: bool = True,
     ranges: Mapping[int, tuple[int, int]] | None = None,
+    guides: Sequence[Guide] = (),
 ) -> Piece:
     """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks.
 
     ``keep_playing``: every track with a note in the piece's last bar plays (at least one onset)
     in every new bar (a grammar constraint; the model chooses what). ``ranges``: pitch bounds of
-    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`).
+    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`). ``guides``: logit biases
+    (e.g. :class:`~notewave.symbolic.key_guide.KeyGuide`), given the piece and the bars written
+    so far.
 
     Raises:
         ConditioningError: an unknown style.
@@ -79,6 +82,7 @@ def continue_piece(
     state = grammar.bar_state(meter)
     limit = 64 * model.context
     bar = tqdm(total=bars, desc="continue (bars)", disable=not progress)
+    so_far = piece  # the piece and the new bars, for the guides
     while len(new) < bars:
         all_bars = history + new
         header = header_ids(vocab, piece.programs, meter, tempo, style)
@@ -89,7 +93,8 @@ def continue_piece(
         _, context = _window(header, all_bars, model.context // 2)
         decoder.start(context + current)
         while len(new) < bars:
-            ids, state, stopped = decoder.run(state, lambda t, s: t == vocab.bar_id, limit)
+            bias = combine(guides, so_far, so_far.bars)
+            ids, state, stopped = decoder.run(state, lambda t, s: t == vocab.bar_id, limit, bias)
             limit -= len(ids)
             if not stopped:
                 current += ids
@@ -101,6 +106,8 @@ def continue_piece(
             else:
                 current += ids[:-1]
             new.append(current)
+            if guides:
+                so_far = _with_bar(vocab, so_far, current, meter, tempo)
             bar.update(1)
             current = [vocab.bar_id]
             state = grammar.bar_state(meter)
@@ -118,6 +125,19 @@ def continue_piece(
         np.concatenate([piece.tempos, np.full(bars, tempo)]),
         np.concatenate([piece.notes, notes]).astype(np.int32),
         list(piece.names),
+    )
+
+
+def _with_bar(vocab: Vocab, piece: Piece, ids: list[int], meter: tuple[int, int], tempo: float) -> Piece:
+    """``piece`` followed by the bar of ``ids`` (from its ``Bar`` token) in ``meter`` and ``tempo``."""
+    notes = parse_ids(vocab, ids, meter, tempo).notes.copy()
+    notes[:, BAR] = piece.bars
+    return Piece(
+        piece.programs,
+        [*piece.meters, meter],
+        np.append(piece.tempos, tempo),
+        np.concatenate([piece.notes, notes]).astype(np.int32),
+        piece.names,
     )
 
 
@@ -144,12 +164,14 @@ def fill_slots(
     style: str | None = None,
     progress: bool = False,
     ranges: Mapping[int, tuple[int, int]] | None = None,
-    guide: ConsonanceGuide | None = None,
+    guides: Sequence[Guide] = (),
+    must_play: Collection[tuple[int, int]] = (),
 ) -> Piece:
     """``piece`` with the (bar, track) ``slots`` written anew (their old notes removed), using the
     music on both sides of each (MMM bar-fill; Ens & Pasquier 2020). ``ranges``: pitch bounds of
-    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`); ``guide``: a consonance bias
-    on the pitches of every slot (see :class:`~notewave.symbolic.guide.ConsonanceGuide`).
+    some tracks (see :class:`~notewave.symbolic.grammar.Grammar`); ``guides``: logit biases on
+    the slots' pitches (:mod:`notewave.symbolic.guide`, :mod:`notewave.symbolic.key_guide`);
+    ``must_play``: slots that must hold at least one note (a grammar constraint).
 
     Slots are written in bar order, :data:`FILL_CHUNK_BARS` bars per window; a window holds
     the header, bars to the left (already final), the chunk, and bars to the right (their
@@ -195,8 +217,8 @@ def fill_slots(
                 break
             decoder.feed(vocab["FillStart"])
             decoder.feed(vocab.spans["Track"].id(track))
-            state = grammar.segment_state(track, work.meters[bar], fill=True)
-            bias = guide.for_slot(bar, track) if guide is not None else None
+            state = grammar.segment_state(track, work.meters[bar], True, (bar, track) in must_play)
+            bias = combine(guides, work, bar)
             out, state, stopped = decoder.run(state, lambda t, s: t == vocab["FillEnd"], decoder.room, bias)
             if not stopped and written:
                 break  # out of room: this slot is written again in the next window

@@ -35,8 +35,9 @@ class State:
             ``"pos"``, ``"pitch"``, ``"vel"``, ``"note"`` (after a ``Dur``) or ``"end"``.
         track: current track; pos: current position (-1 before the first ``Pos`` of a segment);
         pitch: last pitch at this position (-1 none); bar_length: positions in the bar;
-        fill: inside ``FillStart ... FillEnd``; meter_seen / tempo_seen: the bar already
-        has its ``TimeSig`` / ``Tempo``.
+        fill: inside ``FillStart ... FillEnd``; must_play: this fill must hold at least one
+        onset (``FillEnd`` only after a note); meter_seen / tempo_seen: the bar already has its
+        ``TimeSig`` / ``Tempo``.
     """
 
     phase: str = "bar"
@@ -45,6 +46,7 @@ class State:
     pitch: int = -1
     bar_length: int = 48
     fill: bool = False
+    must_play: bool = False
     meter_seen: bool = False
     tempo_seen: bool = False
 
@@ -105,9 +107,12 @@ class Grammar:
         """The state right after a ``Bar`` in ``meter``."""
         return State("bar", bar_length=bar_positions(*meter))
 
-    def segment_state(self, track: int, meter: tuple[int, int], fill: bool = False) -> State:
-        """The state right after ``Track_i`` (in a fill: after ``FillStart Track_i``)."""
-        return State("segment", track=track, bar_length=bar_positions(*meter), fill=fill)
+    def segment_state(
+        self, track: int, meter: tuple[int, int], fill: bool = False, must_play: bool = False
+    ) -> State:
+        """The state right after ``Track_i`` (in a fill: after ``FillStart Track_i``; ``must_play``:
+        the fill may not end before its first note)."""
+        return State("segment", track=track, bar_length=bar_positions(*meter), fill=fill, must_play=must_play)
 
     # ---- the rules --------------------------------------------------------------------
     def _ends(self, state: State) -> list[int]:
@@ -146,7 +151,8 @@ class Grammar:
                 pitches = self._pitches(state)
                 if len(pitches):
                     allowed[spans["Pitch"].start + pitches.start : spans["Pitch"].start + pitches.stop] = True
-            if phase == "note" or state.fill or state.track not in self.active:
+            may_rest = not state.must_play if state.fill else state.track not in self.active
+            if phase == "note" or may_rest:
                 allowed[self._ends(state)] = True
         elif phase == "pos":
             pitches = self._pitches(state)

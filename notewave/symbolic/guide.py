@@ -1,4 +1,8 @@
-"""Consonance guidance: a logit bias that steers added parts away from dissonances with a melody.
+"""Decoding guides (logit biases by grammar state) and consonance guidance for accompaniment.
+
+A :class:`Guide` gives, for each slot the composer writes, a bias function added to the
+logits before sampling (:meth:`notewave.symbolic.decode.Decoder.run`); :func:`combine` sums
+several. :class:`ConsonanceGuide` is here, :class:`~notewave.symbolic.key_guide.KeyGuide` beside it.
 
 When the composer accompanies a melody (``accompany``), it writes each new part bar by bar
 with MMM bar-fill. The model alone doubles or seconds the melody more often than a
@@ -16,12 +20,14 @@ constraints; ``strength=0`` is the model alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from notewave.errors import ConfigError
+from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
 from notewave.symbolic.piece import BAR, DUR, PITCH, POS, TRACK, Piece
 from notewave.symbolic.quality_accompaniment import CONSONANT_INTERVALS
@@ -32,6 +38,24 @@ from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab, bar_positions
 #: 6 JSB *validation* chorales x 2 seeds with the session-8 composer: strength 2 and this share
 #: give 0.86 consonant beats (Bach's own: 0.81; the model alone: about 0.44).
 HELD_SHARE = 0.5
+
+
+class Guide(Protocol):
+    """A decoding guide: ``for_bar(piece, bar)`` gives the bias function for writing notes in
+    ``bar`` of ``piece`` (the music as it stands; the state names the track), or ``None``."""
+
+    def for_bar(self, piece: Piece, bar: int) -> Bias | None: ...
+
+
+def check_strength(name: str, strength: float) -> float:
+    """``strength`` as a float.
+
+    Raises:
+        ConfigError: a negative or non-finite strength (the message names the guide).
+    """
+    if not np.isfinite(strength) or strength < 0:
+        raise ConfigError(f"{name} strength must be a finite number >= 0, got {strength}")
+    return float(strength)
 
 
 class ConsonanceGuide:
@@ -50,8 +74,7 @@ class ConsonanceGuide:
     """
 
     def __init__(self, vocab: Vocab, piece: Piece, melody: Iterable[int], strength: float):
-        if not np.isfinite(strength) or strength < 0:
-            raise ConfigError(f"consonance strength must be a finite number >= 0, got {strength}")
+        strength = check_strength("consonance", strength)
         tracks = sorted({int(t) for t in melody})
         if any(not 0 <= t < piece.tracks for t in tracks):
             raise ConfigError(f"melody tracks {tracks} outside the piece's {piece.tracks} tracks")
@@ -101,16 +124,19 @@ class ConsonanceGuide:
                 out[span.start + index] = -self.strength * HELD_SHARE
         return out
 
-    def for_slot(self, bar: int, track: int) -> Callable[[State], torch.Tensor | None] | None:
-        """The bias function for writing the slot of ``track`` in ``bar``: state -> float
-        ``[vocab size]`` (added to the logits) or ``None``. On a ``Pitch`` choice it lowers the
-        pitches dissonant with the melody note sounding at the onset; on a ``Dur`` choice the
-        lengths that would hold the chosen pitch into a later melody note dissonant with it.
-        ``None`` altogether for a drum track or when the strength is 0."""
-        if self.strength == 0 or self.programs[track] == DRUMS:
+    def for_bar(self, piece: Piece, bar: int) -> Bias | None:
+        """The bias function for writing notes in ``bar`` (``piece``, the music as it stands, is
+        not needed: the melody is fixed): state -> float ``[vocab size]`` (added to the logits)
+        or ``None``. On a ``Pitch`` choice it lowers the pitches dissonant with the melody note
+        sounding at the onset; on a ``Dur`` choice the lengths that would hold the chosen pitch
+        into a later melody note dissonant with it. Drum tracks get ``None``; so does everything
+        at strength 0."""
+        if self.strength == 0:
             return None
 
         def bias(state: State) -> torch.Tensor | None:
+            if not 0 <= state.track < len(self.programs) or self.programs[state.track] == DRUMS:
+                return None
             if state.phase == "vel":
                 return self._duration_bias(bar, state.pos, state.pitch)
             if state.phase not in ("pos", "note") or state.pos < 0:
@@ -119,3 +145,18 @@ class ConsonanceGuide:
             return None if melody is None else self._pitch_bias(melody)
 
         return bias
+
+
+def combine(guides: Sequence[Guide], piece: Piece, bar: int) -> Bias | None:
+    """The sum of the ``guides``' bias functions for ``bar`` (``None`` when none applies)."""
+    parts = [b for g in guides if (b := g.for_bar(piece, bar)) is not None]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+
+    def total(state: State) -> torch.Tensor | None:
+        found = [x for b in parts if (x := b(state)) is not None]
+        return sum(found[1:], found[0]) if found else None
+
+    return total

@@ -247,8 +247,15 @@ def test_active_tracks_play_in_every_bar_they_are_written_in():
         state = grammar.advance(state, vocab[name])
         assert state is not None
     assert bool(grammar.mask(state)[vocab.bar_id])
-    # In a fill the slot may stay empty: FillEnd is allowed at once.
+    # In a fill the slot may stay empty: FillEnd is allowed at once...
     assert bool(grammar.mask(grammar.segment_state(1, meter, fill=True))[vocab["FillEnd"]])
+    # ...unless the fill must play (accompany's new parts): then only after its first note.
+    state = grammar.segment_state(0, meter, fill=True, must_play=True)
+    assert not bool(grammar.mask(state)[vocab["FillEnd"]])
+    for name in ("Pos_12", "Pitch_60", "Vel_10"):
+        state = grammar.advance(state, vocab[name])
+        assert state is not None and not bool(grammar.mask(state)[vocab["FillEnd"]])
+    assert bool(grammar.mask(grammar.advance(state, vocab["Dur_2"]))[vocab["FillEnd"]])
 
 
 def test_track_ranges_bound_the_pitches_of_sampled_fills(tiny_model, jsb_test_files):
