@@ -26,7 +26,7 @@ from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
 from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
 
 KEY_BARS = 4  # bars each side of the bar being written that make its key profile
-KEY_FLOOR = 0.1  # uniform share mixed into the profile (an unused pitch class: log 0.1 per nat)
+KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class gets weight x log 0.1 nats
 
 
 class KeyGuide:
