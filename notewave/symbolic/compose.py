@@ -306,10 +306,9 @@ def infill_midi(
     chosen = track_indices(piece, tracks, midi_name(midi))
     model.eval()
     slots = span_slots(piece, first, last, chosen)
-    must_play = [s for s in slots if s[1] in _playing_around(piece, first, last)] if keep_playing else []
-    result = fill_slots(
-        model, vocab, piece, slots, sampling, style, progress, guides=guides, must_play=set(must_play)
-    )
+    playing = _playing_around(piece, first, last) if keep_playing else set()
+    must_play = {(bar, t) for bar, t in slots if t in playing}
+    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, None, guides, must_play)
     grid = bar_grid(score)
     # Half a position before each bar line: notes that quantize onto a bar line belong to its bar.
     half = score.ticks_per_quarter / (2 * POSITIONS_PER_QUARTER)

@@ -82,7 +82,7 @@ def continue_piece(
     state = grammar.bar_state(meter)
     limit = 64 * model.context
     bar = tqdm(total=bars, desc="continue (bars)", disable=not progress)
-    so_far = piece  # the piece and the new bars, for the guides
+    so_far = piece  # the piece and the bars written so far (the guides read it; returned at the end)
     while len(new) < bars:
         all_bars = history + new
         header = header_ids(vocab, piece.programs, meter, tempo, style)
@@ -106,8 +106,7 @@ def continue_piece(
             else:
                 current += ids[:-1]
             new.append(current)
-            if guides:
-                so_far = _with_bar(vocab, so_far, current, meter, tempo)
+            so_far = _with_bar(vocab, so_far, current, meter, tempo)
             bar.update(1)
             current = [vocab.bar_id]
             state = grammar.bar_state(meter)
@@ -116,16 +115,7 @@ def continue_piece(
             else:
                 break
     bar.close()
-    parsed = parse_ids(vocab, [t for b in new for t in b], meter, tempo)
-    notes = parsed.notes.copy()
-    notes[:, BAR] += piece.bars
-    return Piece(
-        list(piece.programs),
-        list(piece.meters) + [meter] * bars,
-        np.concatenate([piece.tempos, np.full(bars, tempo)]),
-        np.concatenate([piece.notes, notes]).astype(np.int32),
-        list(piece.names),
-    )
+    return Piece(list(so_far.programs), list(so_far.meters), so_far.tempos, so_far.notes, list(so_far.names))
 
 
 def _with_bar(vocab: Vocab, piece: Piece, ids: list[int], meter: tuple[int, int], tempo: float) -> Piece:
