@@ -58,6 +58,15 @@ def check_strength(name: str, strength: float) -> float:
     return float(strength)
 
 
+def span_bias(vocab: Vocab, kind: str, values: np.ndarray) -> torch.Tensor:
+    """Float32 ``[vocab size]``: ``values`` (one per id of ``kind``, e.g. ``"Pitch"``) on the ids of
+    that kind, 0 elsewhere."""
+    out = torch.zeros(len(vocab))
+    span = vocab.spans[kind]
+    out[span.start : span.stop] = torch.as_tensor(values, dtype=out.dtype)
+    return out
+
+
 class ConsonanceGuide:
     """Biases for the ``Pitch`` ids of added parts against the melody of a piece.
 
@@ -74,12 +83,11 @@ class ConsonanceGuide:
     """
 
     def __init__(self, vocab: Vocab, piece: Piece, melody: Iterable[int], strength: float):
-        strength = check_strength("consonance", strength)
+        self.strength = check_strength("consonance", strength)
         tracks = sorted({int(t) for t in melody})
         if any(not 0 <= t < piece.tracks for t in tracks):
             raise ConfigError(f"melody tracks {tracks} outside the piece's {piece.tracks} tracks")
         self.vocab = vocab
-        self.strength = float(strength)
         self.programs = list(piece.programs)
         self.consonant = np.array(sorted(CONSONANT_INTERVALS))
         lengths = [bar_positions(*m) for m in piece.meters]
@@ -100,11 +108,9 @@ class ConsonanceGuide:
         """Float ``[vocab size]``: ``-strength`` on the ``Pitch`` ids dissonant with ``melody``."""
         cached = self._bias.get(melody % 12)
         if cached is None:
-            cached = torch.zeros(len(self.vocab))
             span = self.vocab.spans["Pitch"]
-            for pitch in range(span.stop - span.start):
-                if (melody - pitch) % 12 not in CONSONANT_INTERVALS:
-                    cached[span.start + pitch] = -self.strength
+            dissonant = self._dissonant(melody - np.arange(span.stop - span.start))
+            cached = span_bias(self.vocab, "Pitch", np.where(dissonant, -self.strength, 0.0))
             self._bias[melody % 12] = cached
         return cached
 
@@ -113,16 +119,16 @@ class ConsonanceGuide:
         ``pitch`` from ``pos`` of ``bar`` into a later melody note dissonant with it; ``None`` when
         none would."""
         at = int(self.bar_start[bar]) + pos
-        clash = (self.onset > at) & ~np.isin((self.pitch - pitch) % 12, self.consonant)
+        clash = (self.onset > at) & self._dissonant(self.pitch - pitch)
         if not clash.any():
             return None
         first = int(self.onset[clash].min())  # a length reaching past this onset holds into it
-        out = torch.zeros(len(self.vocab))
-        span = self.vocab.spans["Dur"]
-        for index, length in enumerate(DURATIONS):
-            if at + length > first:
-                out[span.start + index] = -self.strength * HELD_SHARE
-        return out
+        held = at + np.asarray(DURATIONS) > first
+        return span_bias(self.vocab, "Dur", np.where(held, -self.strength * HELD_SHARE, 0.0))
+
+    def _dissonant(self, intervals: np.ndarray) -> np.ndarray:
+        """Bool, per interval (semitones): its interval class is not in ``CONSONANT_INTERVALS``."""
+        return ~np.isin(intervals % 12, self.consonant)
 
     def for_bar(self, piece: Piece, bar: int) -> Bias | None:
         """The bias function for writing notes in ``bar`` (``piece``, the music as it stands, is

@@ -21,7 +21,7 @@ import torch
 from notewave.errors import ConfigError
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import check_strength
+from notewave.symbolic.guide import check_strength, span_bias
 from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
 from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
 
@@ -64,11 +64,9 @@ class KeyGuide:
 
     def bias_of(self, profile: np.ndarray) -> torch.Tensor:
         """Float ``[vocab size]``: ``strength * log(12 p)`` on every ``Pitch`` id, 0 elsewhere."""
-        out = torch.zeros(len(self.vocab))
         span = self.vocab.spans["Pitch"]
-        pitches = np.arange(span.stop - span.start)
-        out[span.start : span.stop] = torch.from_numpy(self.strength * np.log(12 * profile[pitches % 12]))
-        return out
+        pitch_classes = np.arange(span.stop - span.start) % 12
+        return span_bias(self.vocab, "Pitch", self.strength * np.log(12 * profile[pitch_classes]))
 
     def for_bar(self, piece: Piece, bar: int) -> Bias | None:
         """The bias function for writing notes in ``bar`` given the music of ``piece`` around it
