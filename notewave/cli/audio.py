@@ -104,8 +104,9 @@ def _train_audio_lm(args: argparse.Namespace) -> int:
         args.codec, args.out, audio=args.audio or (), midi=args.midi or (), config=args.config,
         pattern=args.pattern, segment=args.segment, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
         eval_every=args.eval_every, resume=args.resume, text=not args.no_text, melody=not args.no_melody,
-        cond_dropout=args.cond_dropout, chroma_downsample=args.chroma_downsample, audio_text=args.audio_text,
-        midi_text=args.midi_text, max_files=args.max_files, max_seconds=args.max_seconds, seed=args.seed,
+        cond_dropout=args.cond_dropout, chroma_downsample=args.chroma_downsample,
+        melody_fuse=args.melody_fuse, audio_text=args.audio_text, midi_text=args.midi_text,
+        max_files=args.max_files, max_seconds=args.max_seconds, seed=args.seed,
         precision=args.precision, num_codebooks=args.num_codebooks,
     )  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
@@ -115,6 +116,7 @@ def _train_audio_lm(args: argparse.Namespace) -> int:
 
 def add_train_audio_lm_cli(train_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``notewave train audio-lm``."""
+    from notewave.audio.lm.conditioning import MELODY_FUSES
     from notewave.audio.lm.patterns import PATTERNS
 
     p = train_subparsers.add_parser(
@@ -144,6 +146,11 @@ def add_train_audio_lm_cli(train_subparsers: argparse._SubParsersAction) -> argp
     p.add_argument("--no-melody", action="store_true", help="train without melody conditioning")
     p.add_argument("--cond-dropout", type=float, default=0.3, help="per-condition dropout (default 0.3)")
     p.add_argument("--chroma-downsample", type=int, default=2, help="codec frames per melody position")
+    p.add_argument(
+        "--melody-fuse", default="prefix", choices=MELODY_FUSES,
+        help="prefix: melody positions before the steps (MusicGen-melody); sum: each step's input gets "
+        "the chroma of the frame it writes (default prefix)",
+    )  # fmt: skip
     p.add_argument("--audio-text", default=DEFAULT_AUDIO_TEXT, help="text of audio tracks ({title}, {style})")
     p.add_argument("--midi-text", default=DEFAULT_MIDI_TEXT, help="text of MIDI renders")
     p.add_argument("--max-files", type=int, default=None, help="at most N training files per folder")

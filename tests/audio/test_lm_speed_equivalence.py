@@ -96,3 +96,58 @@ def test_tiny_lms_slide_the_same_way(pattern: str) -> None:
         for lean in (True, False)
     ]
     assert runs[0].shape == (2, 3, 40) and torch.equal(runs[0], runs[1])
+
+
+def _summed_lm(pattern: str) -> AudioLM:
+    torch.manual_seed(0)
+    codec = Codec(CodecConfig(channels=4, dim=16, num_codebooks=3, codebook_size=64, dilations=(1,))).eval()
+    conditions = ConditionConfig(["a"], text=False, chroma_downsample=2, melody_fuse="sum")
+    return AudioLM(config_for("tiny", codec, pattern, 0.3, conditions)).eval()  # a window of 15 frames
+
+
+@pytest.mark.parametrize("pattern", ["delay", "parallel"])
+def test_summed_melody_cached_steps_match_the_full_pass(pattern: str) -> None:
+    """A melody added to the steps (melody_fuse="sum"): the prefix holds no melody, the teacher-forced
+    pass and the cached steps (forward and lean) read the same chroma for the same frame, and the
+    chroma of a real chorale changes the logits of the steps it is aligned with."""
+    lm = _summed_lm(pattern)
+    frames = lm.max_frames
+    assert lm.prefix_length == 1  # style only: no text, no melody positions
+    chroma = torch.from_numpy(melody_chroma(CHORALE, lm.sample_rate, lm.frame_rate)[:, :frames])
+    cond = build_conditions(lm.config.conditions, frames, chroma.numpy(), style="a")
+    tokens = torch.randint(
+        0, lm.codebook_size, (1, 3, lm.pattern.num_steps(frames)), generator=torch.Generator()
+    )
+    with torch.no_grad():
+        full = lm(tokens, cond, None, frames)
+        melody = lm.melody_steps(cond, frames)
+        assert melody is not None and melody.shape == (1, tokens.shape[2], lm.config.transformer.d_model)
+        step = DecodeStep(lm, frames, melody)
+        for lean in (False, True):
+            cache = lm.new_cache(1)
+            got = [lm(tokens[:, :, :1], cond, cache, frames)]
+            for s in range(1, tokens.shape[2]):
+                one = tokens[:, :, s : s + 1]
+                got.append(step(one, cache, s) if lean else lm(one, None, cache, frames, melody))
+            torch.testing.assert_close(torch.cat(got, dim=2), full, rtol=1e-4, atol=1e-5)
+        silent = lm(tokens, cond.null(), None, frames)
+        assert (full - silent).abs().amax() > 1e-3  # the melody reaches the logits
+        with pytest.raises(ConfigError, match="pass melody="):
+            cache = lm.new_cache(1)
+            lm(tokens[:, :, :1], cond, cache, frames)
+            lm(tokens[:, :, 1:2], None, cache, frames)
+
+
+def test_summed_melody_lm_generates_the_same_codes_lean_or_not() -> None:
+    lm = _summed_lm("delay")
+    chroma = melody_chroma(CHORALE, lm.sample_rate, lm.frame_rate)[:, :40]
+    cond = build_conditions(lm.config.conditions, 40, chroma, style="a")
+    runs = [
+        generate_codes(
+            lm, cond, 40, cfg_coef=3.0, keep=5, lean=lean, generator=torch.Generator().manual_seed(3)
+        )
+        for lean in (True, False)
+    ]
+    assert runs[0].shape == (1, 3, 40) and torch.equal(runs[0], runs[1])
+    with pytest.raises(ConfigError, match="melody_fuse"):
+        ConditionConfig(["a"], melody_fuse="cross")

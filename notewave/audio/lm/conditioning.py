@@ -19,6 +19,10 @@ through ordinary causal self-attention (as MusicGen-melody does for its chroma, 
   MusicGen-style prefix, but a step can find the chroma of its own time by attention from the
   start of training instead of having to learn the alignment from absolute positions alone (in a
   300-step pilot this tripled the gap between conditional and unconditional validation loss).
+  With ``melody_fuse="sum"`` the melody takes no prefix position: the projected chroma of the
+  frame a decoding step writes (pooled over ``chroma_downsample`` frames as above) is *added* to
+  that step's input, as audiocraft's ``sum`` condition fuser does for time-aligned conditions
+  (Copet et al. 2023): each step reads its own chroma directly, with nothing to find by attention.
 
 Each condition can be absent: then its positions hold a learned *null* embedding. In training
 each condition is dropped (replaced by its null) independently with probability ``dropout``,
@@ -42,6 +46,9 @@ from notewave.audio.lm.melody import check_chroma, fit_chroma
 from notewave.audio.lm.text import TEXT_DIM, TEXT_MODEL, embed_text
 from notewave.errors import ConditioningError, ConfigError
 
+#: How the melody chroma enters the model: prepended positions, or added to each step's input.
+MELODY_FUSES = ("prefix", "sum")
+
 
 @dataclass
 class ConditionConfig:
@@ -55,6 +62,8 @@ class ConditionConfig:
         time_embedding: add a learned embedding of the frame time (codec frame index) both to each
             melody position and to each decoding step (the frame that step writes), so that
             attention can match a step with the chroma of its own time from the start.
+        melody_fuse: ``"prefix"`` (melody positions prepended, MusicGen-melody) or ``"sum"`` (each
+            step's input gets the projected chroma of the frame it writes; no melody positions).
         dropout: probability (training) that each condition is replaced by its null embedding.
         all_dropout: probability (training) that all conditions are dropped together.
         text_dim: width of the sentence embeddings.
@@ -66,6 +75,7 @@ class ConditionConfig:
     melody: bool = True
     chroma_downsample: int = 2
     time_embedding: bool = True
+    melody_fuse: str = "prefix"
     dropout: float = 0.3
     all_dropout: float = 0.1
     text_dim: int = TEXT_DIM
@@ -79,6 +89,8 @@ class ConditionConfig:
                 raise ConfigError(f"{name} must be True or False, got {value!r}")
         if len(set(self.styles)) != len(self.styles) or any(not s for s in self.styles):
             raise ConfigError(f"style tags must be distinct non-empty names, got {self.styles}")
+        if self.melody_fuse not in MELODY_FUSES:
+            raise ConfigError(f"melody_fuse must be one of {MELODY_FUSES}, got {self.melody_fuse!r}")
         if self.chroma_downsample < 1 or self.text_dim < 1:
             raise ConfigError(f"chroma_downsample and text_dim must be >= 1: {self}")
         if not (0.0 <= self.dropout <= 1.0 and 0.0 <= self.all_dropout <= 1.0):
@@ -202,7 +214,8 @@ class ConditionEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.max_frames = int(max_frames)
-        self.melody_positions = math.ceil(self.max_frames / config.chroma_downsample) if config.melody else 0
+        prefix_melody = config.melody and config.melody_fuse == "prefix"
+        self.melody_positions = math.ceil(self.max_frames / config.chroma_downsample) if prefix_melody else 0
         self.style_emb = nn.Embedding(max(1, len(config.styles)), d_model)
         self.null_style = nn.Parameter(torch.zeros(d_model))
         if config.text:
@@ -246,23 +259,49 @@ class ConditionEncoder(nn.Module):
                 )
             text = self.text_proj(cond.text.to(self.null_text.dtype))
             parts.append(torch.where(cond.has_text[:, None], text, self.null_text)[:, None])
-        if self.config.melody:
+        if self.melody_positions:
             parts.append(self._melody(cond))
         return torch.cat(parts, dim=1)
 
-    def _melody(self, cond: Conditions) -> torch.Tensor:
+    @property
+    def sums_melody(self) -> bool:
+        """Whether the melody is added to the decoding steps (``melody_fuse="sum"``), not prepended."""
+        return self.config.melody and self.config.melody_fuse == "sum"
+
+    def _pooled_melody(self, cond: Conditions, blocks: int) -> torch.Tensor:
+        """Projected chroma (null where absent) of ``blocks`` blocks of ``chroma_downsample`` frames,
+        float ``[B, blocks, d_model]``; frames past the chroma count as silence."""
         melody = cond.melody
         if melody.dim() != 3 or melody.shape[1] != 12:
             raise ConditioningError(f"the melody chroma must be [B, 12, frames], got {tuple(melody.shape)}")
         ds = self.config.chroma_downsample
-        frames = self.melody_positions * ds
+        frames = blocks * ds
         melody = melody[..., :frames].to(self.null_melody.dtype)
         melody = F.pad(melody, (0, frames - melody.shape[-1]))
-        pooled = melody.view(melody.shape[0], 12, self.melody_positions, ds).mean(-1).transpose(1, 2)
-        emb = torch.where(cond.has_melody[:, None, None], self.melody_proj(pooled), self.null_melody)
+        pooled = melody.view(melody.shape[0], 12, blocks, ds).mean(-1).transpose(1, 2)
+        return torch.where(cond.has_melody[:, None, None], self.melody_proj(pooled), self.null_melody)
+
+    def _melody(self, cond: Conditions) -> torch.Tensor:
+        emb = self._pooled_melody(cond, self.melody_positions)
+        ds = self.config.chroma_downsample
         frame = torch.arange(self.melody_positions, device=emb.device) * ds + (ds - 1) // 2
         time = self.step_time(frame)
         return emb if time is None else emb + time
+
+    def step_melody(self, cond: Conditions, frames: torch.Tensor) -> torch.Tensor | None:
+        """The melody term added to decoding steps (``melody_fuse="sum"``): float ``[B, S, d_model]``
+        for the codec frame index (int64 ``[S]``, clamped at 0) each step writes; ``None`` for a model
+        that prepends its melody or has none.
+
+        Raises:
+            ConditioningError: a melody that is not ``[B, 12, F]``.
+        """
+        if not self.sums_melody:
+            return None
+        frames = frames.clamp(min=0)
+        ds = self.config.chroma_downsample
+        blocks = int(frames.max()) // ds + 1 if len(frames) else 1
+        return self._pooled_melody(cond, blocks)[:, frames // ds]
 
     def step_time(self, frames: torch.Tensor) -> torch.Tensor | None:
         """Frame-time embeddings ``[len(frames), d_model]`` of codec frame indices int64 (clamped to the

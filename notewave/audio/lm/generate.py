@@ -51,18 +51,27 @@ def cfg_forward(
     cache: Any,
     cfg_coef: float,
     frames: int | None = None,
+    melody: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Guided logits ``[B, K, S, N]`` for tokens ``[B, K, S]``; cond and uncond batched as 2B rows.
 
     ``conditions`` (B items, or ``None`` after the first call) are doubled with their null copy;
     ``cache`` must then have 2B rows. With ``cfg_coef == 1`` the batch (and cache) has B rows.
+    ``melody``: a summed-melody model's :meth:`~notewave.audio.lm.model.AudioLM.melody_steps` of
+    :func:`guidance_rows` (one row per cache row).
     """
     if cfg_coef == 1.0:
-        return model(tokens, conditions, cache, frames)
-    both = None if conditions is None else conditions.cat(conditions.null())
-    logits = model(torch.cat([tokens, tokens]), both, cache, frames)
+        return model(tokens, conditions, cache, frames, melody)
+    both = None if conditions is None else guidance_rows(conditions, cfg_coef)
+    logits = model(torch.cat([tokens, tokens]), both, cache, frames, melody)
     cond, uncond = logits.chunk(2)
     return guided_logits(cond, uncond, cfg_coef)
+
+
+def guidance_rows(conditions: Conditions, cfg_coef: float) -> Conditions:
+    """The rows the model runs for guidance ``cfg_coef``: the B items, then (``cfg_coef != 1``) their
+    null copies."""
+    return conditions if cfg_coef == 1.0 else conditions.cat(conditions.null())
 
 
 @torch.no_grad()
@@ -108,15 +117,17 @@ def generate_window(
     with one_thread() if lean else contextlib.nullcontext():
         cache = model.new_cache(rows)
         inputs = model.input_tokens(seq)
-        logits = cfg_forward(model, inputs[:, :, : first + 1], conditions.to(device), cache, cfg_coef, frames)
+        conditions = conditions.to(device)
+        melody = model.melody_steps(guidance_rows(conditions, cfg_coef), frames)
+        logits = cfg_forward(model, inputs[:, :, : first + 1], conditions, cache, cfg_coef, frames, melody)
         logits = logits[:, :, -1]
-        decode = DecodeStep(model, frames) if lean else None
+        decode = DecodeStep(model, frames, melody) if lean else None
         bar = tqdm(total=steps - first, desc="generate", unit="step", disable=not progress, leave=False)
         for step in range(first, steps):
             if step > first:
                 tokens = seq[:, :, step - 1 : step]
                 if decode is None:
-                    logits = cfg_forward(model, tokens, None, cache, cfg_coef, frames)[:, :, -1]
+                    logits = cfg_forward(model, tokens, None, cache, cfg_coef, frames, melody)[:, :, -1]
                 elif cfg_coef == 1.0:
                     logits = decode(tokens, cache, step)[:, :, -1]
                 else:

@@ -11,7 +11,8 @@ laid out in S decoding steps by a codebook pattern (:mod:`notewave.audio.lm.patt
   codebook, the extra one for the special token) of the tokens of step ``s - 1``; step 0 reads
   special tokens only.
 * Conditions (melody chroma, style, text; :mod:`notewave.audio.lm.conditioning`) are embedded into
-  a prefix of ``prefix_length`` positions prepended to the steps.
+  a prefix of ``prefix_length`` positions prepended to the steps; with ``melody_fuse="sum"`` the
+  melody is instead added to each step's input, for the frame that step writes.
 * K linear heads give ``codebook_size`` logits each at every step, so the special token can never
   be sampled; the loss is the cross-entropy of each codebook over its valid positions (the
   pattern mask), averaged over the K codebooks, in nats.
@@ -170,6 +171,7 @@ class AudioLM(nn.Module):
         conditions: Conditions | None = None,
         cache: KVCache | None = None,
         frames: int | None = None,
+        melody: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Next-step logits float ``[B, K, S, codebook_size]`` for input tokens int64 ``[B, K, S]``.
 
@@ -177,6 +179,12 @@ class AudioLM(nn.Module):
         cache, pass them with the first call only. Position ``s`` of the output predicts the codes of
         step ``s`` (inputs: :meth:`input_tokens`) of a window of ``frames`` frames (default
         ``max_frames``), whose frame times are embedded (see ``ConditionConfig.time_embedding``).
+        ``melody``: a summed-melody model's :meth:`melody_steps` of the whole window, float
+        ``[B, S_window, d_model]``; needed on calls after the first (computed from ``conditions`` when
+        absent).
+
+        Raises:
+            ConfigError: a summed-melody model continued from a cache without ``melody``.
         """
         batch, _, steps = tokens.shape
         fresh = cache is None or cache.length == 0
@@ -184,14 +192,29 @@ class AudioLM(nn.Module):
             conditions = Conditions.empty(batch, 1, self.config.conditions.text_dim).to(tokens.device)
         start = 0 if fresh else cache.length - self.prefix_length  # type: ignore[union-attr]
         x = self.embed(tokens)
-        step_frames = self.pattern.step_positions(frames or self.max_frames).max(0).values
-        time = self.conditioner.step_time(step_frames[start : start + steps].to(tokens.device))
+        step_frames = self.pattern.step_positions(frames or self.max_frames).max(0).values.to(tokens.device)
+        time = self.conditioner.step_time(step_frames[start : start + steps])
         if time is not None:
             x = x + time
+        if self.conditioner.sums_melody:
+            if melody is None:
+                if conditions is None:
+                    raise ConfigError(
+                        "this model adds its melody to every step: pass melody= after the first call"
+                    )
+                melody = self.conditioner.step_melody(conditions, step_frames)
+            x = x + melody[:, start : start + steps].to(x.dtype)  # type: ignore[index]
         if conditions is not None:
             x = torch.cat([self.conditioner(conditions).to(x.dtype), x], dim=1)
         h = self.transformer(x, cache)[:, x.shape[1] - steps :]
         return torch.stack([head(h) for head in self.heads], dim=1)
+
+    def melody_steps(self, conditions: Conditions, frames: int | None = None) -> torch.Tensor | None:
+        """What a summed-melody model (``melody_fuse="sum"``) adds to each decoding step of a window of
+        ``frames`` frames (default ``max_frames``): float ``[B, S, d_model]``; ``None`` for a model
+        whose melody (if any) is a prefix."""
+        step_frames = self.pattern.step_positions(frames or self.max_frames).max(0).values
+        return self.conditioner.step_melody(conditions, step_frames.to(conditions.melody.device))
 
     def input_tokens(self, seq: torch.Tensor) -> torch.Tensor:
         """Decoder inputs of a pattern sequence ``seq [B, K, S]``: shifted right one step, special first."""

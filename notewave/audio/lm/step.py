@@ -34,11 +34,14 @@ class DecodeStep:
         model: an :class:`~notewave.audio.lm.model.AudioLM` in eval mode (its weight tensors are
             taken here: in-place changes show, replaced tensors need a new ``DecodeStep``).
         frames: the window's frames (as passed to ``forward``), which fix the time embedding of each step.
+        melody: a summed-melody model's ``melody_steps`` of the window for the cache's rows, float
+            ``[B, S, d_model]`` (``None`` otherwise).
     """
 
-    def __init__(self, model: AudioLM, frames: int):
+    def __init__(self, model: AudioLM, frames: int, melody: torch.Tensor | None = None):
         step_frames = model.pattern.step_positions(frames).max(0).values
         self.times = model.conditioner.step_time(step_frames)  # [S, d_model] or None
+        self.melody = melody  # [B, S, d_model] of a summed-melody model, or None
         self.embeddings = [emb.weight for emb in model.emb]
         self.blocks = BlockStep(model.transformer)
         self.heads = [(head.weight, head.bias) for head in model.heads]
@@ -57,5 +60,7 @@ class DecodeStep:
             x = x + F.embedding(tokens[:, k], self.embeddings[k])
         if self.times is not None:
             x = x + self.times[step : step + 1]
+        if self.melody is not None:
+            x = x + self.melody[:, step : step + 1]
         h = self.blocks(x, cache)
         return torch.stack([F.linear(h, *head) for head in self.heads], dim=1)

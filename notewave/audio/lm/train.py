@@ -152,6 +152,7 @@ def train_audio_lm(
     cond_dropout: float = 0.3,
     all_dropout: float = 0.1,
     chroma_downsample: int = 2,
+    melody_fuse: str = "prefix",
     audio_text: str = DEFAULT_AUDIO_TEXT,
     midi_text: str = DEFAULT_MIDI_TEXT,
     max_files: int | None = None,
@@ -173,7 +174,8 @@ def train_audio_lm(
         segment: training window in seconds; steps, batch_size, lr, eval_every: optimisation.
         text, melody: which conditions the model takes (styles come from the sources).
         cond_dropout, all_dropout: condition dropout probabilities; chroma_downsample: frames per
-            melody position.
+            melody position; melody_fuse: ``"prefix"`` or ``"sum"`` (see
+            :class:`~notewave.audio.lm.conditioning.ConditionConfig`).
         max_files: at most this many training files per source; max_seconds: per file.
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
@@ -212,8 +214,8 @@ def train_audio_lm(
         model = AudioLM.from_pretrained(run / "last")
     else:
         cond_cfg = ConditionConfig(
-            styles, text=text, melody=melody, chroma_downsample=chroma_downsample, dropout=cond_dropout,
-            all_dropout=all_dropout,
+            styles, text=text, melody=melody, chroma_downsample=chroma_downsample, melody_fuse=melody_fuse,
+            dropout=cond_dropout, all_dropout=all_dropout,
         )  # fmt: skip
         model = AudioLM(
             config_for(config, codec, pattern, segment, cond_cfg, num_codebooks, **(overrides or {}))
