@@ -38,13 +38,15 @@ def test_step_logits_equal_the_forward_pass(shipped: AudioLM) -> None:
     tokens = torch.randint(
         0, shipped.codebook_size, (2, shipped.num_codebooks, 8), generator=torch.Generator().manual_seed(0)
     )
-    step = DecodeStep(shipped, frames)
+    melody = shipped.melody_steps(cond, frames)  # the shipped LM adds its melody to every step
+    assert melody is not None
+    step = DecodeStep(shipped, frames, melody)
     with torch.no_grad():
         ref_cache, lean_cache = shipped.new_cache(2), shipped.new_cache(2)
         first = shipped(tokens[:, :, :1], cond, ref_cache, frames)
         assert torch.equal(first, shipped(tokens[:, :, :1], cond, lean_cache, frames))
         for s in range(1, tokens.shape[2]):
-            ref = shipped(tokens[:, :, s : s + 1], None, ref_cache, frames)
+            ref = shipped(tokens[:, :, s : s + 1], None, ref_cache, frames, melody)
             lean = step(tokens[:, :, s : s + 1], lean_cache, s)
             assert lean.shape == ref.shape == (2, shipped.num_codebooks, 1, shipped.codebook_size)
             assert torch.equal(lean, ref), f"step {s}"
