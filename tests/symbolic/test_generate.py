@@ -606,10 +606,16 @@ def test_composer_infills_and_accompanies_chorales(composer_model, jsb_test_file
 
 def test_composer_keeps_the_voices_in_register_order(composer_model, jsb_test_files):
     path = jsb_test_files[0]
-    out = composer_model.continue_midi(path, bars=4, prompt_bars=4, seed=0, style=_style(composer_model))
     start = bar_grid(first_bars(load_score(path), 4)).lines[-1]
-    means = [np.mean([n.pitch for n in t.notes if n.time >= start]) for t in out.tracks]
-    assert means == sorted(means, reverse=True), f"continuation: voices out of register order {means}"
+    crossed = []  # a continuation is sampled: the voices may cross for a while; they must not as a rule
+    for seed in range(4):
+        out = composer_model.continue_midi(
+            path, bars=4, prompt_bars=4, seed=seed, style=_style(composer_model)
+        )
+        means = [np.mean([n.pitch for n in t.notes if n.time >= start]) for t in out.tracks]
+        if means != sorted(means, reverse=True):
+            crossed.append((seed, means))
+    assert len(crossed) <= 1, f"continuation: voices out of register order in {crossed}"
     melody = load_score(jsb_test_files[11]).copy()
     del melody.tracks[1:]
     satb = composer_model.accompany(melody, "satb", seed=0, style=_style(composer_model))
