@@ -192,7 +192,7 @@ class AudioLM(nn.Module):
             conditions = Conditions.empty(batch, 1, self.config.conditions.text_dim).to(tokens.device)
         start = 0 if fresh else cache.length - self.prefix_length  # type: ignore[union-attr]
         x = self.embed(tokens)
-        step_frames = self.pattern.step_positions(frames or self.max_frames).max(0).values.to(tokens.device)
+        step_frames = self.step_frames(frames).to(tokens.device)
         time = self.conditioner.step_time(step_frames[start : start + steps])
         if time is not None:
             x = x + time
@@ -202,19 +202,24 @@ class AudioLM(nn.Module):
                     raise ConfigError(
                         "this model adds its melody to every step: pass melody= after the first call"
                     )
-                melody = self.conditioner.step_melody(conditions, step_frames)
+                melody = self.conditioner.step_melody(conditions, step_frames)  # = melody_steps()
             x = x + melody[:, start : start + steps].to(x.dtype)  # type: ignore[index]
         if conditions is not None:
             x = torch.cat([self.conditioner(conditions).to(x.dtype), x], dim=1)
         h = self.transformer(x, cache)[:, x.shape[1] - steps :]
         return torch.stack([head(h) for head in self.heads], dim=1)
 
+    def step_frames(self, frames: int | None = None) -> torch.Tensor:
+        """The codec frame each decoding step of a ``frames``-frame window (default ``max_frames``)
+        writes, int64 ``[S]`` (the latest frame among the step's codebooks; the frame-time embedding
+        and a summed melody are those of this frame)."""
+        return self.pattern.step_positions(frames or self.max_frames).max(0).values
+
     def melody_steps(self, conditions: Conditions, frames: int | None = None) -> torch.Tensor | None:
         """What a summed-melody model (``melody_fuse="sum"``) adds to each decoding step of a window of
         ``frames`` frames (default ``max_frames``): float ``[B, S, d_model]``; ``None`` for a model
         whose melody (if any) is a prefix."""
-        step_frames = self.pattern.step_positions(frames or self.max_frames).max(0).values
-        return self.conditioner.step_melody(conditions, step_frames.to(conditions.melody.device))
+        return self.conditioner.step_melody(conditions, self.step_frames(frames).to(conditions.melody.device))
 
     def input_tokens(self, seq: torch.Tensor) -> torch.Tensor:
         """Decoder inputs of a pattern sequence ``seq [B, K, S]``: shifted right one step, special first."""

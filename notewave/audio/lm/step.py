@@ -39,8 +39,7 @@ class DecodeStep:
     """
 
     def __init__(self, model: AudioLM, frames: int, melody: torch.Tensor | None = None):
-        step_frames = model.pattern.step_positions(frames).max(0).values
-        self.times = model.conditioner.step_time(step_frames)  # [S, d_model] or None
+        self.times = model.conditioner.step_time(model.step_frames(frames))  # [S, d_model] or None
         self.melody = melody  # [B, S, d_model] of a summed-melody model, or None
         self.embeddings = [emb.weight for emb in model.emb]
         self.blocks = BlockStep(model.transformer)
