@@ -111,7 +111,7 @@ def add_train_cli(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
 
-def _sampling_options(p: argparse.ArgumentParser) -> None:
+def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="composer folder")
     p.add_argument("--style", default=None, help="style token, e.g. bach, jazz, irish (see the model card)")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -124,6 +124,14 @@ def _sampling_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="weight of the key guide toward the pitch classes of the bars around (0: the model alone)",
     )
+    if density:  # continue and infill: the density guide
+        p.add_argument(
+            "--density",
+            type=float,
+            default=None,
+            help="nats taken from closing a playing track's bar under half its notes in the bars "
+            "around (0: off)",
+        )
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
     p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
@@ -140,7 +148,9 @@ def _sampling(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "progress": True,
-        **({"key": args.key} if args.key is not None else {}),
+        **{
+            k: v for k, v in (("key", args.key), ("density", getattr(args, "density", None))) if v is not None
+        },
     }
 
 
@@ -245,7 +255,7 @@ def add_generate_cli(sub: argparse._SubParsersAction) -> None:
         help="nats taken from pitches dissonant with the melody where they are written "
         "(default 2; 0: the model alone)",
     )
-    _sampling_options(a)
+    _sampling_options(a, density=False)
     a.set_defaults(func=_accompany)
 
 
@@ -301,7 +311,7 @@ def _eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         top_p=args.top_p,
-        guides={k: v for k, v in (("key", args.key), ("consonance", args.consonance)) if v is not None},
+        guides={k: v for k in ("key", "consonance", "density") if (v := getattr(args, k)) is not None},
     )
     print(result.render(markdown=False), end="")
     write_reports(result, args.json, args.markdown)
@@ -346,6 +356,9 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed of the first piece (default 0)")
     e.add_argument("--key", type=float, default=None, help="key guide weight of the edits (default: theirs)")
+    e.add_argument(
+        "--density", type=float, default=None, help="density guide of continue and infill (default: theirs)"
+    )
     e.add_argument(
         "--consonance", type=float, default=None, help="consonance guide of accompany (default: its own)"
     )

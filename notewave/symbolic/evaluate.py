@@ -199,8 +199,7 @@ def run_edit(
         NotewaveError: the edit or the measure failed on this piece.
     """
     options = {"style": item.token, **options}
-    if edit != "accompany":
-        options.pop("consonance", None)  # guidance by the melody: accompaniment only
+    options.pop("consonance" if edit != "accompany" else "density", None)  # the edits' own guides
     cut = compose.first_bars(item.score, prompt_bars + bars)
     if edit == "continue":
         prompt = compose.first_bars(item.score, prompt_bars)
@@ -344,7 +343,8 @@ def evaluate_symbolic(
         edits: a subset of :data:`EDITS` (empty: NLL only).
         seed: sampling seed of the first piece (the i-th piece uses ``seed + i``).
         temperature, top_p: sampling settings.
-        guides: weights of the edits' guides, ``{"key": W, "consonance": W}`` (default: compose's).
+        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W}``
+            (default: compose's).
 
     Raises:
         ConfigError: bad settings (see :func:`check_settings`) or sampling arguments.
