@@ -12,6 +12,7 @@ from notewave.bridge.render import render_file, render_folder
 from notewave.bridge.transcription.train import train_transcriber
 from notewave.bridge.transcription.transcribe import transcribe_file
 from notewave.cli.options import add_precision_option
+from notewave.errors import ConfigError
 
 
 def _cli_render(args: argparse.Namespace) -> int:
@@ -75,6 +76,31 @@ def add_transcribe_cli(subparsers: argparse._SubParsersAction) -> argparse.Argum
     return p
 
 
+def _augmentation(args: argparse.Namespace):
+    """The ``Augmentation`` of ``train transcriber``'s options (``False`` with ``--no-augment``).
+
+    Raises:
+        ConfigError: a source-program probability outside [0, 1] or a bad drum velocity range.
+    """
+    from notewave.bridge.transcription.augment import Augmentation
+
+    if not args.augment:
+        return False
+    if not 0 <= args.source_programs <= 1:
+        raise ConfigError(f"--source-programs must be in [0, 1], got {args.source_programs}")
+    try:
+        low, high = (float(x) for x in args.drum_velocity.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--drum-velocity must be LO,HI (e.g. 0.6,1.2), got {args.drum_velocity!r}"
+        ) from None
+    if not 0 < low <= high:
+        raise ConfigError(f"--drum-velocity needs 0 < LO <= HI, got {args.drum_velocity!r}")
+    return Augmentation(
+        source_programs=args.source_programs, drum_velocity=(low, high), ensemble=args.ensemble
+    )
+
+
 def _cli_train(args: argparse.Namespace) -> int:
     summary = train_transcriber(
         args.midi,
@@ -87,7 +113,7 @@ def _cli_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         seed=args.seed,
         precision=args.precision,
-        augment=args.augment,
+        augment=_augmentation(args),
         holdout_soundfont=args.holdout_soundfont or None,
         init=args.init,
     )
@@ -108,8 +134,9 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         action="append",
         required=True,
         metavar="DIR",
-        help="MIDI folder (repeatable; its train/ split, else all but every 20th file); multi-track "
-        "MIDI welcome: with --augment its drum tracks are rendered but never labels",
+        help="MIDI folder (repeatable; its train/ split, else all but every 20th file; a folder given "
+        "twice is drawn twice as often); multi-track MIDI welcome: with --augment its drum tracks are "
+        "rendered but never labels",
     )
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints best/ and last/)")
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
@@ -136,6 +163,24 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         action=argparse.BooleanOptionalAction,
         default=True,
         help="reverb/chorus, EQ, drums under the parts, gain -12..0 dB, noise at 20-40 dB SNR (default on)",
+    )
+    p.add_argument(
+        "--source-programs",
+        type=float,
+        default=0.3,
+        metavar="P",
+        help="with --augment: probability that a voice keeps its own GM program (default 0.3)",
+    )
+    p.add_argument(
+        "--drum-velocity",
+        default="0.6,1.2",
+        metavar="LO,HI",
+        help="with --augment: range of the factor on drum velocities (default 0.6,1.2)",
+    )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="with --augment: train on the ensemble family 48-55 too (held out by default)",
     )
     p.add_argument(
         "--init", metavar="DIR", help="start from this transcriber checkpoint (e.g. the shipped one)"

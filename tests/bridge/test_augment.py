@@ -199,3 +199,33 @@ def test_tiny_augmented_run_from_init_and_cli(tmp_path: Path) -> None:
     )
     assert not args.augment and args.holdout_soundfont == "X.sf2" and args.init == "ck"
     assert args.soundfont == ["A.sf2", "B.sf2"]
+
+
+def test_own_programs_ensemble_family_and_the_cli_options(freedoom_piece) -> None:
+    """Freedoom's E1M5 (strings, harp, timpani): with source_programs 1 every voice outside the held-out
+    family keeps its own GM program, its string-ensemble voices only with ``ensemble``; the CLI options
+    build that Augmentation and refuse bad values in one line."""
+    from notewave.cli.bridge import _augmentation
+
+    piece = load_piece(freedoom_piece("freedoom1_D_E1M5"), drums=True)
+    own = {int(p) for p in piece[piece[:, 4] >= 0][:, 5]}
+    assert own & set(range(48, 56)), "the example's voices include the ensemble family"
+    programs = {}
+    for ensemble in (False, True):
+        mix = Augmentation(source_programs=1.0, ensemble=ensemble)
+        score, _ = make_medley([piece], np.random.default_rng(0), excerpt_seconds=10_000, mix=mix)
+        programs[ensemble] = {t.program for t in score.tracks if not t.is_drum}
+    assert programs[True] == own and not programs[False] & set(range(48, 56))
+    assert programs[False] >= own - set(range(48, 56))
+    parser = argparse.ArgumentParser()
+    add_train_transcriber_cli(parser.add_subparsers(dest="model"))
+    base = ["transcriber", "--midi", "a", "--out", "r"]
+    mix = _augmentation(
+        parser.parse_args([*base, "--source-programs", "0.7", "--drum-velocity", "0.8,1.4", "--ensemble"])
+    )
+    assert mix == Augmentation(source_programs=0.7, drum_velocity=(0.8, 1.4), ensemble=True)
+    assert _augmentation(parser.parse_args([*base, "--no-augment"])) is False
+    assert _augmentation(parser.parse_args(base)) == Augmentation()
+    for bad in (["--source-programs", "1.5"], ["--drum-velocity", "2"], ["--drum-velocity", "1.2,0.5"]):
+        with pytest.raises(ConfigError, match="source-programs|drum-velocity"):
+            _augmentation(parser.parse_args([*base, *bad]))

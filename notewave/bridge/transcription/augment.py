@@ -49,6 +49,8 @@ class Augmentation:
         drum_velocity: (low, high) factor on the velocities of a piece's drum notes.
         source_programs: probability of keeping a voice's own General MIDI program (outside the
             held-out ensemble family and the unpitched programs 115-127) instead of a random one.
+        ensemble: train on the ensemble family 48-55 too (string ensembles, choirs: random and own
+            programs), which is otherwise held out for the timbre table.
     """
 
     reverb: float = 0.5
@@ -62,6 +64,7 @@ class Augmentation:
     drums: bool = True
     drum_velocity: tuple[float, float] = (0.6, 1.2)
     source_programs: float = 0.3
+    ensemble: bool = False
 
 
 # ---- SoundFonts ------------------------------------------------------------------------

@@ -118,7 +118,8 @@ def make_medley(
     With ``mix`` (and ``mix.drums``) the pieces' drum rows (voice -1) go to a drum track (General MIDI
     percussion, program 0), at the piece's tempo factor and with velocities scaled by a random factor
     in ``mix.drum_velocity``, but never to the labels; a voice keeps its own program with probability
-    ``mix.source_programs`` (unless it is in a held-out family or :data:`UNPITCHED_PROGRAMS`).
+    ``mix.source_programs`` (unless it is in a held-out family or :data:`UNPITCHED_PROGRAMS`); with
+    ``mix.ensemble`` the ensemble family is a training family (random and own programs).
 
     Returns:
         ``(score, notes)``: a ``Score`` at 120 BPM (960 ticks per second), one track per program (and one
@@ -128,6 +129,9 @@ def make_medley(
     tracks: dict[int, Track] = {}
     labels, cursor = [], 0.0
     banned = {p for family in HELDOUT_FAMILIES.values() for p in family} | set(UNPITCHED_PROGRAMS)
+    if mix is not None and mix.ensemble:
+        banned -= set(HELDOUT_FAMILIES["ensemble"])
+        programs = (*programs, *HELDOUT_FAMILIES["ensemble"])
     for notes in pieces:
         drum = notes[:, 4] < 0
         if mix is None or not mix.drums:
