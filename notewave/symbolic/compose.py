@@ -64,6 +64,10 @@ CONSONANCE = 2.0
 #: of 0.69, 0.82, 0.87 for continuations (real bars: 0.77) and 0.64, 0.80, 0.85 for infills (real:
 #: 0.83), and a pitch-class entropy against the real bars of +0.30, -0.25, -0.62 bits (infill
 #: +0.29, -0.11, -0.42): at 0.5 the new bars keep the key about as well as the real ones do.
+#: Session 11 anchored the profile to the given music (a continuation's prompt, an infill's sides;
+#: 3 validation pieces per style, session-10 composer, density guide on): continuation key cosine
+#: 0.82 -> 0.87 and entropy against the real bars -0.24 -> -0.14 bits; infill 0.78 -> 0.80, -0.06 ->
+#: -0.04.
 KEY = 0.5
 #: Default strength of the density guide of continue and infill in nats (see :class:`DensityGuide`).
 #: Picked on the validation pieces (3 per style, 12 styles) with the session-10 composer: infill
@@ -229,9 +233,12 @@ def continue_midi(
     if bars < 1:
         raise ConfigError(f"bars must be >= 1, got {bars}")
     sampling = sampling_for(seed, temperature, top_k, top_p)
-    guides: list = [KeyGuide(vocab, key)]
     score, piece = read_piece(vocab, prompt, style, prompt_bars)
-    guides.append(DensityGuide(vocab, density, until=piece.bars, share=CONTINUE_SHARE))  # the prompt's bars
+    # the prompt's bars, not the new ones, set the key and density the guides hold to
+    guides = [
+        KeyGuide(vocab, key, until=piece.bars),
+        DensityGuide(vocab, density, until=piece.bars, share=CONTINUE_SHARE),
+    ]
     out = score.copy()
     tracks, ranges = _sounding_tracks(out), {}
     if instruments:
@@ -320,7 +327,7 @@ def infill_midi(
     chosen = track_indices(piece, tracks, midi_name(midi))
     model.eval()
     slots = span_slots(piece, first, last, chosen)
-    guides = [KeyGuide(vocab, key), DensityGuide(vocab, density, skip=slots)]
+    guides = [KeyGuide(vocab, key, skip=slots), DensityGuide(vocab, density, skip=slots)]
     playing = _playing_around(piece, first, last) if keep_playing else set()
     must_play = {(bar, t) for bar, t in slots if t in playing}
     result = fill_slots(model, vocab, piece, slots, sampling, style, progress, None, guides, must_play)

@@ -27,7 +27,7 @@ import torch
 from notewave.errors import ConfigError
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import check_strength
+from notewave.symbolic.guide import check_strength, nearest_bars
 from notewave.symbolic.piece import BAR, TRACK, Piece
 from notewave.symbolic.vocab import Vocab
 
@@ -91,9 +91,7 @@ class DensityGuide:
         end = piece.bars if self.until is None else min(piece.bars, self.until)
         out = np.zeros(piece.tracks)
         for track in range(piece.tracks):
-            left = [b for b in range(min(bar, end) - 1, -1, -1) if (b, track) not in self.skip]
-            right = [b for b in range(bar + 1, end) if (b, track) not in self.skip]
-            counted = left[: self.bars] + right[: self.bars]
+            counted = nearest_bars(bar, end, lambda b: (b, track) not in self.skip, self.bars)  # noqa: B023
             rows = piece.notes[piece.notes[:, TRACK] == track, BAR]
             mine = rows[np.isin(rows, counted)]
             if len(mine):

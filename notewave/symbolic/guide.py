@@ -20,7 +20,7 @@ constraints; ``strength=0`` is the model alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -56,6 +56,15 @@ def check_strength(name: str, strength: float) -> float:
     if not np.isfinite(strength) or strength < 0:
         raise ConfigError(f"{name} strength must be a finite number >= 0, got {strength}")
     return float(strength)
+
+
+def nearest_bars(bar: int, end: int, counts: Callable[[int], bool], n: int) -> list[int]:
+    """Up to ``n`` bars on each side of ``bar`` (0-based), nearest first, that are before ``end``,
+    are not ``bar`` and for which ``counts(b)`` holds: the music around a bar being written that a
+    guide reads (a skipped bar is stepped over, so a rewritten span still has its context)."""
+    left = [b for b in range(min(bar, end) - 1, -1, -1) if counts(b)][:n]
+    right = [b for b in range(bar + 1, end) if counts(b)][:n]
+    return left + right
 
 
 def span_bias(vocab: Vocab, kind: str, values: np.ndarray) -> torch.Tensor:

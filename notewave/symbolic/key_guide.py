@@ -5,8 +5,10 @@ The composer is small next to the number of styles it knows; in the dense multit
 the real music does (key-profile cosine of infilled bars 0.3-0.6 where the real bars give
 0.8-0.9). :class:`KeyGuide` adds ``strength * log(12 p(pc))`` to the logit of every pitched
 ``Pitch`` id, where ``p`` is the duration-weighted pitch-class profile of the pitched notes
-in the bars around the one being written (:data:`KEY_BARS` each side, the bar's own other
-tracks included), mixed with a uniform share :data:`KEY_FLOOR`: a product of experts of the
+in the bars around the one being written (the :data:`KEY_BARS` nearest counted bars each side,
+the bar's own other tracks included; the slots an infill rewrites and the bars a continuation
+writes do not count, so the guide holds to the music given and does not follow its own drift),
+mixed with a uniform share :data:`KEY_FLOOR`: a product of experts of the
 language model and a key model (Hinton 2002), the same shape as the tonal priors of
 HMM-based harmonizers. Pitch classes the surroundings use gain, unused ones lose at most
 ``strength * log(1 / KEY_FLOOR)`` nats; drums and the grammar mask are untouched, so every
@@ -15,17 +17,19 @@ sample still decodes. ``strength=0`` is the model alone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import torch
 
 from notewave.errors import ConfigError
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import check_strength, span_bias
+from notewave.symbolic.guide import check_strength, nearest_bars, span_bias
 from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
 from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
 
-KEY_BARS = 4  # bars each side of the bar being written that make its key profile
+KEY_BARS = 4  # nearest counted bars each side of the bar being written that make its key profile
 KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class gets weight x log 0.1 nats
 
 
@@ -35,25 +39,45 @@ class KeyGuide:
     Args:
         vocab: the tokenizer's vocabulary.
         strength: weight of the key model's log-probability, in nats per log unit (>= 0).
-        bars: bars each side that make the profile.
+        bars: nearest counted bars each side that make the profile.
+        skip: ``(bar, track)`` slots (0-based bars) that do not count: the slots an infill rewrites.
+        until: bars from this one on (0-based) do not count: a continuation's new bars.
 
     Raises:
         ConfigError: a negative or non-finite ``strength``, or ``bars < 1``.
     """
 
-    def __init__(self, vocab: Vocab, strength: float, bars: int = KEY_BARS):
+    def __init__(
+        self,
+        vocab: Vocab,
+        strength: float,
+        bars: int = KEY_BARS,
+        skip: Collection[tuple[int, int]] = (),
+        until: int | None = None,
+    ):
         self.vocab = vocab
         self.strength = check_strength("key", strength)
         if bars < 1:
             raise ConfigError(f"key profile bars must be >= 1, got {bars}")
         self.bars = bars
+        self.skip = {(int(b), int(t)) for b, t in skip}
+        self.until = until
 
     def profile(self, piece: Piece, bar: int) -> np.ndarray | None:
         """Float64 ``[12]`` pitch-class profile (sums to 1; :data:`KEY_FLOOR` of it uniform) of the
-        pitched notes of ``piece`` in bars ``bar - bars .. bar + bars``, each weighted by its
-        duration (positions); ``None`` when those bars hold no pitched note."""
+        pitched notes of ``piece`` in ``bar`` and its :attr:`bars` nearest counted bars each side
+        (a counted bar is inside the piece, before ``until`` and holds a slot not skipped; skipped
+        slots' notes are left out), each weighted by its duration (positions); ``None`` when
+        those bars hold no pitched note."""
         notes = piece.notes
-        near = (notes[:, BAR] >= bar - self.bars) & (notes[:, BAR] <= bar + self.bars)
+        end = piece.bars if self.until is None else min(piece.bars, self.until)
+        tracks = range(piece.tracks)
+        counted = nearest_bars(bar, end, lambda b: any((b, t) not in self.skip for t in tracks), self.bars)
+        near = np.isin(notes[:, BAR], [*counted, bar] if bar < end else counted)
+        if self.skip:
+            near &= np.array(
+                [(int(b), int(t)) not in self.skip for b, t in notes[:, [BAR, TRACK]]] or [], bool
+            )
         pitched = np.asarray([p != DRUMS for p in piece.programs] or [False])
         rows = notes[near & pitched[notes[:, TRACK]]] if len(notes) else notes
         if not len(rows):

@@ -137,8 +137,34 @@ def test_key_profile_and_bias_of_a_real_chorale(tiny_model, jsb_test_files):
     assert float(bias[pitches.start + 48 + unused[0]]) == pytest.approx(0.5 * np.log(KEY_FLOOR), abs=1e-6)
     assert not bias[: pitches.start].any() and not bias[pitches.stop :].any()  # only pitches move
     assert guide.for_bar(piece, 3)(State("vel", track=2, pos=0, pitch=60)) is None
-    assert guide.for_bar(piece, piece.bars + 10) is None  # nothing around: no bias
+    assert KeyGuide(vocab, 0.5, until=0).for_bar(piece, 3) is None  # nothing counts: no bias
     assert KeyGuide(vocab, strength=0.0).for_bar(piece, 3) is None
+
+
+def _profile_of(piece, bars) -> np.ndarray:
+    rows = piece.notes[np.isin(piece.notes[:, BAR], bars)]
+    hist = np.bincount(rows[:, PITCH] % 12, np.asarray(DURATIONS, float)[rows[:, DUR]], minlength=12)
+    return (1 - KEY_FLOOR) * hist / hist.sum() + KEY_FLOOR / 12
+
+
+def test_key_profile_skips_the_rewritten_slots_and_a_continuations_own_bars(tiny_model, jsb_test_files):
+    """An infill's slots (all four voices of bars 3-4) do not count: the two nearest bars on each
+    side do; a continuation's new bars (from ``until``) do not count: the prompt's last ones do."""
+    piece = piece_from_score(load_score(jsb_test_files[2]))
+    slots = [(b, t) for b in (2, 3) for t in range(4)]
+    infill = KeyGuide(tiny_model.vocab, 0.5, bars=2, skip=slots)
+    assert infill.profile(piece, 2) == pytest.approx(_profile_of(piece, [0, 1, 4, 5]))
+    assert not np.allclose(
+        infill.profile(piece, 2), KeyGuide(tiny_model.vocab, 0.5, bars=2).profile(piece, 2)
+    )
+    tenor_only = KeyGuide(tiny_model.vocab, 0.5, bars=1, skip=[(2, 2)])  # the other voices of bar 2 count
+    rows = piece.notes[
+        np.isin(piece.notes[:, BAR], [1, 2, 3]) & ~((piece.notes[:, BAR] == 2) & (piece.notes[:, TRACK] == 2))
+    ]
+    hist = np.bincount(rows[:, PITCH] % 12, np.asarray(DURATIONS, float)[rows[:, DUR]], minlength=12)
+    assert tenor_only.profile(piece, 2) == pytest.approx((1 - KEY_FLOOR) * hist / hist.sum() + KEY_FLOOR / 12)
+    continuation = KeyGuide(tiny_model.vocab, 0.5, bars=2, until=4)
+    assert continuation.profile(piece, 6) == pytest.approx(_profile_of(piece, [2, 3]))
 
 
 def test_key_guide_ignores_drums(tiny_model, jsb_test_files):
