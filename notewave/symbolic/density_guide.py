@@ -27,7 +27,7 @@ import torch
 from notewave.errors import ConfigError
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import check_strength, nearest_bars
+from notewave.symbolic.guide import Surroundings, nearest_bars
 from notewave.symbolic.piece import BAR, TRACK, Piece
 from notewave.symbolic.vocab import Vocab
 
@@ -42,7 +42,7 @@ DENSITY_SHARE = 0.8
 CONTINUE_SHARE = 0.5
 
 
-class DensityGuide:
+class DensityGuide(Surroundings):
     """Biases against closing a playing track's bar before it holds its share of the notes around it.
 
     Args:
@@ -67,13 +67,7 @@ class DensityGuide:
         until: int | None = None,
         share: float = DENSITY_SHARE,
     ):
-        self.vocab = vocab
-        self.strength = check_strength("density", strength)
-        if bars < 1:
-            raise ConfigError(f"density bars must be >= 1, got {bars}")
-        self.bars = bars
-        self.skip = {(int(b), int(t)) for b, t in skip}
-        self.until = until
+        super().__init__("density", vocab, strength, bars, skip, until)
         if not 0 < share <= 1:
             raise ConfigError(f"density share must be in (0, 1], got {share}")
         self.share = float(share)
@@ -88,7 +82,7 @@ class DensityGuide:
         the :attr:`bars` nearest counted bars of ``piece`` on each side of ``bar`` (a counted bar
         is inside the piece, before ``until``, not ``bar`` itself and not a skipped slot); 0 for a
         track that plays in none of them."""
-        end = piece.bars if self.until is None else min(piece.bars, self.until)
+        end = self.end(piece)
         out = np.zeros(piece.tracks)
         for track in range(piece.tracks):
             counted = nearest_bars(bar, end, lambda b: (b, track) not in self.skip, self.bars)  # noqa: B023

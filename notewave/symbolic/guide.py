@@ -67,6 +67,38 @@ def nearest_bars(bar: int, end: int, counts: Callable[[int], bool], n: int) -> l
     return left + right
 
 
+class Surroundings:
+    """What a guide reads around the bar being written: the ``bars`` nearest counted bars on each
+    side (:func:`nearest_bars`), leaving out ``skip`` ``(bar, track)`` slots (an infill's own) and
+    bars from ``until`` on (a continuation's new ones). The shared settings of the key and density
+    guides.
+
+    Raises:
+        ConfigError: a negative or non-finite ``strength``, or ``bars < 1`` (messages name the guide).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        vocab: Vocab,
+        strength: float,
+        bars: int,
+        skip: Iterable[tuple[int, int]] = (),
+        until: int | None = None,
+    ):
+        self.vocab = vocab
+        self.strength = check_strength(name, strength)
+        if bars < 1:
+            raise ConfigError(f"{name} bars must be >= 1, got {bars}")
+        self.bars = bars
+        self.skip = {(int(b), int(t)) for b, t in skip}
+        self.until = until
+
+    def end(self, piece: Piece) -> int:
+        """The first bar of ``piece`` that does not count (its length, or ``until``)."""
+        return piece.bars if self.until is None else min(piece.bars, self.until)
+
+
 def span_bias(vocab: Vocab, kind: str, values: np.ndarray) -> torch.Tensor:
     """Float32 ``[vocab size]``: ``values`` (one per id of ``kind``, e.g. ``"Pitch"``) on the ids of
     that kind, 0 elsewhere."""

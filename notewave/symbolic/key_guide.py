@@ -22,10 +22,9 @@ from collections.abc import Collection
 import numpy as np
 import torch
 
-from notewave.errors import ConfigError
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import check_strength, nearest_bars, span_bias
+from notewave.symbolic.guide import Surroundings, nearest_bars, span_bias
 from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
 from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
 
@@ -33,7 +32,7 @@ KEY_BARS = 4  # nearest counted bars each side of the bar being written that mak
 KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class gets weight x log 0.1 nats
 
 
-class KeyGuide:
+class KeyGuide(Surroundings):
     """Biases for the pitches of new bars toward the key profile of the bars around them.
 
     Args:
@@ -55,13 +54,7 @@ class KeyGuide:
         skip: Collection[tuple[int, int]] = (),
         until: int | None = None,
     ):
-        self.vocab = vocab
-        self.strength = check_strength("key", strength)
-        if bars < 1:
-            raise ConfigError(f"key profile bars must be >= 1, got {bars}")
-        self.bars = bars
-        self.skip = {(int(b), int(t)) for b, t in skip}
-        self.until = until
+        super().__init__("key", vocab, strength, bars, skip, until)
 
     def profile(self, piece: Piece, bar: int) -> np.ndarray | None:
         """Float64 ``[12]`` pitch-class profile (sums to 1; :data:`KEY_FLOOR` of it uniform) of the
@@ -70,7 +63,7 @@ class KeyGuide:
         slots' notes are left out), each weighted by its duration (positions); ``None`` when
         those bars hold no pitched note."""
         notes = piece.notes
-        end = piece.bars if self.until is None else min(piece.bars, self.until)
+        end = self.end(piece)
         tracks = range(piece.tracks)
         counted = nearest_bars(bar, end, lambda b: any((b, t) not in self.skip for t in tracks), self.bars)
         near = np.isin(notes[:, BAR], [*counted, bar] if bar < end else counted)
