@@ -129,8 +129,8 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             "--density",
             type=float,
             default=None,
-            help="nats taken from closing a playing track's bar under half its notes in the bars "
-            "around (0: off)",
+            help="nats taken from closing a playing track's bar under 0.8 (generate: 0.5) of the "
+            "notes it plays per bar in the bars around (default 8; 0: off)",
         )
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")

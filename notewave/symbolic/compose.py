@@ -217,7 +217,7 @@ def continue_midi(
     adds tracks that join in, see :func:`parse_instruments`), and with ``keep_playing`` every
     track that plays in the prompt's last bar plays in every new bar, drums included (the
     grammar refuses to close its bar before a note). ``key``: weight of the key guide, which
-    keeps new pitches near the pitch-class profile of the bars before them
+    keeps new pitches near the pitch-class profile of the prompt's last bars
     (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone). ``density``: strength
     of the density guide, which keeps a playing track from closing a new bar with fewer than
     half the notes it plays in the prompt's last bars (:class:`~notewave.symbolic.density_guide.
