@@ -98,8 +98,7 @@ class DensityGuide(Surroundings):
         The function counts the notes it sees close (each ``"note"`` state it is asked about) per
         track, so one function serves one decoding run in order; it returns float
         ``[vocab size]`` (``-strength`` on the closing ids) on a ``"note"`` state of a track under
-        its share, else ``None``. ``None`` at strength 0 or with no
-        track playing around.
+        its share, else ``None``. ``None`` at strength 0 or with no track playing around.
         """
         if self.strength == 0:
             return None

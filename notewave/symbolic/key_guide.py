@@ -67,12 +67,10 @@ class KeyGuide(Surroundings):
         tracks = range(piece.tracks)
         counted = nearest_bars(bar, end, lambda b: any((b, t) not in self.skip for t in tracks), self.bars)
         near = np.isin(notes[:, BAR], [*counted, bar] if bar < end else counted)
-        if self.skip:
-            near &= np.array(
-                [(int(b), int(t)) not in self.skip for b, t in notes[:, [BAR, TRACK]]] or [], bool
-            )
         pitched = np.asarray([p != DRUMS for p in piece.programs] or [False])
         rows = notes[near & pitched[notes[:, TRACK]]] if len(notes) else notes
+        if self.skip:  # only the rows of the counted bars are checked against the skipped slots
+            rows = rows[[(int(b), int(t)) not in self.skip for b, t in rows[:, [BAR, TRACK]]]]
         if not len(rows):
             return None
         weights = np.asarray(DURATIONS, dtype=np.float64)[rows[:, DUR]]
