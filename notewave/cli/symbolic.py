@@ -132,12 +132,29 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             help="nats taken from closing a playing track's bar under 0.8 (generate: 0.5) of the "
             "notes it plays per bar in the bars around (default 8; 0: off)",
         )
+        p.add_argument(
+            "--range-margin",
+            type=_margin,
+            default=argparse.SUPPRESS,
+            help="semitones a track's new notes may go past the lowest and highest pitch it plays in "
+            "the given music (default 7; off: the format's whole range)",
+        )
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
     p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
     p.add_argument(
         "--soundfont", type=Path, default=None, help="SoundFont for --wav (default: found automatically)"
     )
+
+
+def _margin(text: str) -> int | None:
+    """``--range-margin``: semitones (an int >= 0), or ``off`` (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected semitones >= 0 or 'off', got {text!r}") from None
 
 
 def _sampling(args: argparse.Namespace) -> dict:
@@ -151,6 +168,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         **{
             k: v for k, v in (("key", args.key), ("density", getattr(args, "density", None))) if v is not None
         },
+        **({"range_margin": args.range_margin} if hasattr(args, "range_margin") else {}),
     }
 
 

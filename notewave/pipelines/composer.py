@@ -21,7 +21,6 @@ from notewave.core.midi import MidiLike, bar_grid, end_at, save_score
 from notewave.errors import CheckpointError, TokenizerError
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 from notewave.symbolic import compose
-from notewave.symbolic.cursor import cursor_tensor
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.vocab import Vocab
 
@@ -88,7 +87,7 @@ class Composer:
             ConfigError: a sequence longer than the model's context.
         """
         x = torch.tensor([list(ids)], dtype=torch.long)
-        cursor = cursor_tensor(self.vocab, x) if self.model.config.cursor else None
+        cursor = self.model.cursor_rows(self.vocab, x)
         return self.model(x, cursor=cursor)[0].float()
 
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:

@@ -11,7 +11,7 @@ moves. Bars are counted on the score's bar grid (from tick 0, in its meters).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,43 +19,16 @@ from symusic import Score, Track
 
 from notewave.core.midi import BarGrid, MidiLike, bar_grid, end_at, load_score, midi_name
 from notewave.core.sampling import check_sampling_args
-from notewave.errors import ConditioningError, ConfigError, MidiError, TokenizerError
+from notewave.errors import ConfigError, MidiError, TokenizerError
 from notewave.symbolic.decode import Sampling
 from notewave.symbolic.density_guide import CONTINUE_SHARE, DensityGuide
 from notewave.symbolic.generate import continue_piece, fill_slots
 from notewave.symbolic.guide import ConsonanceGuide
 from notewave.symbolic.key_guide import KeyGuide
 from notewave.symbolic.model import MidiLM
+from notewave.symbolic.parts import RANGE_MARGIN, Part, given_ranges, parse_instruments
 from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
 from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
-
-
-class Part(NamedTuple):
-    """A track to add: its ``name``, GM ``program`` (``-1`` drums) and written ``pitches``
-    ``(low, high)`` (MIDI numbers, inclusive; ``None``: the format's whole range)."""
-
-    name: str
-    program: int
-    pitches: tuple[int, int] | None = None
-
-
-#: Parts ``accompany`` (and ``continue_midi(instruments=...)``) can add: name -> parts (track name,
-#: GM program, ``None`` for the melody's; written range). Voice ranges are those of Bach's chorales
-#: (soprano C4-A5, alto F3-D5, tenor C3-A4, bass C2-D4); instrument ranges are the usual written
-#: ranges (electric bass E1-C4, guitar E2-E6, flute C4-C7, brass E2-C6, choir E2-A5).
-PARTS: dict[str, tuple[tuple[str, int | None, tuple[int, int] | None], ...]] = {
-    "satb": (("Alto", None, (53, 74)), ("Tenor", None, (48, 69)), ("Bass", None, (36, 62))),
-    "bass": (("Bass", 33, (28, 60)),),
-    "drums": (("Drums", DRUMS, None),),
-    "piano": (("Piano", 0, None),),
-    "guitar": (("Guitar", 25, (40, 88)),),
-    "strings": (("Strings", 48, None),),
-    "organ": (("Organ", 19, None),),
-    "choir": (("Choir", 52, (40, 81)),),
-    "brass": (("Brass", 61, (40, 84)),),
-    "flute": (("Flute", 73, (60, 96)),),
-}
-
 
 #: Default consonance guidance of ``accompany`` in nats (see :class:`ConsonanceGuide`).
 CONSONANCE = 2.0
@@ -141,35 +114,6 @@ def _add_notes(out: Score, tracks: list[Track], rows: np.ndarray, grid: Any) -> 
         track.notes.sort(key=lambda n: (n.time, n.pitch))
 
 
-def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[Part]:
-    """Parts to add from names such as ``"bass,drums"``, ``"satb"`` or ``"Lead=81"`` (a track name
-    and a GM program, ``-1`` for drums; no range of its own).
-
-    Raises:
-        ConditioningError: an unknown part name or a bad program (the message lists the known parts).
-    """
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    out: list[Part] = []
-    for item in (i.strip() for i in items):
-        if "=" in item:
-            name, _, program = item.partition("=")
-            try:
-                value = int(program)
-            except ValueError:
-                raise ConditioningError(f"{item!r}: the program after '=' must be -1..127") from None
-            if not -1 <= value <= 127 or not name.strip():
-                raise ConditioningError(f"{item!r}: give NAME=PROGRAM with a program in -1..127")
-            out.append(Part(name.strip(), value))
-        elif item.lower() in PARTS:
-            out.extend(Part(n, melody_program if p is None else p, r) for n, p, r in PARTS[item.lower()])
-        else:
-            known = ", ".join(PARTS)
-            raise ConditioningError(f"unknown instrument {item!r}; known: {known}, or NAME=PROGRAM")
-    if not out:
-        raise ConditioningError("give at least one instrument to add")
-    return out
-
-
 def _with_new_tracks(
     out: Score, piece: Piece, parts: list[Part], name: str
 ) -> tuple[list[Track], dict[int, tuple[int, int]]]:
@@ -209,6 +153,7 @@ def continue_midi(
     keep_playing: bool = True,
     key: float = KEY,
     density: float = DENSITY,
+    range_margin: int | None = RANGE_MARGIN,
 ) -> Score:
     """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
 
@@ -221,14 +166,17 @@ def continue_midi(
     (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone). ``density``: strength
     of the density guide, which keeps a playing track from closing a new bar with fewer than
     half the notes it plays in the prompt's last bars (:class:`~notewave.symbolic.density_guide.
-    DensityGuide`; 0: off). Same ``seed``, same output.
+    DensityGuide`; 0: off). ``range_margin``: a prompt track's new notes stay within this many
+    semitones of the lowest and highest pitch it plays in the prompt (a grammar constraint,
+    :func:`~notewave.symbolic.parts.given_ranges`; ``None``: the format's whole range). Same
+    ``seed``, same output.
 
     Raises:
         MidiError: unreadable, empty, drum-only prompt.
         TokenizerError: a meter without a token (e.g. 11/8), more than 16 tracks.
         ConditioningError: an unknown style or instrument.
-        ConfigError: ``bars < 1``, ``prompt_bars < 1``, bad sampling settings, a negative ``key``
-            or ``density``.
+        ConfigError: ``bars < 1``, ``prompt_bars < 1``, bad sampling settings, a negative ``key``,
+            ``density`` or ``range_margin``.
     """
     if bars < 1:
         raise ConfigError(f"bars must be >= 1, got {bars}")
@@ -240,11 +188,12 @@ def continue_midi(
         DensityGuide(vocab, density, until=piece.bars, share=CONTINUE_SHARE),
     ]
     out = score.copy()
-    tracks, ranges = _sounding_tracks(out), {}
+    tracks, ranges = _sounding_tracks(out), given_ranges(piece, margin=range_margin)
     if instruments:
         program = next((p for p in piece.programs if p != DRUMS), 0)
         parts = parse_instruments(instruments, program)
-        tracks, ranges = _with_new_tracks(out, piece, parts, midi_name(prompt))
+        tracks, added = _with_new_tracks(out, piece, parts, midi_name(prompt))
+        ranges.update(added)
     model.eval()
     result = continue_piece(
         model, vocab, piece, bars, sampling, style, progress, keep_playing, ranges, guides
@@ -302,6 +251,7 @@ def infill_midi(
     key: float = KEY,
     keep_playing: bool = True,
     density: float = DENSITY,
+    range_margin: int | None = RANGE_MARGIN,
 ) -> Score:
     """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``midi`` in ``tracks`` (track
     names; default all), from the music on both sides (MMM bar-fill). Notes starting outside
@@ -310,11 +260,12 @@ def infill_midi(
     the density guide (the bars on both sides; see :func:`continue_midi`). With ``keep_playing`` a
     regenerated track that plays in the bar before the span and in the bar after it (or, for a
     span that ends the piece, in the bar before) plays in every bar of the span, drums included
-    (a grammar constraint).
+    (a grammar constraint). ``range_margin``: as :func:`continue_midi`, from the track's notes
+    outside the span.
 
     Raises:
         ConfigError: a span of zero bars, reversed, or outside the piece; an unknown track name;
-            a negative ``key`` or ``density``.
+            a negative ``key``, ``density`` or ``range_margin``.
         MidiError, TokenizerError, ConditioningError: as :func:`continue_midi`.
     """
     sampling = sampling_for(seed, temperature, top_k, top_p)
@@ -330,7 +281,8 @@ def infill_midi(
     guides = [KeyGuide(vocab, key, skip=slots), DensityGuide(vocab, density, skip=slots)]
     playing = _playing_around(piece, first, last) if keep_playing else set()
     must_play = {(bar, t) for bar, t in slots if t in playing}
-    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, None, guides, must_play)
+    ranges = given_ranges(piece, skip=slots, margin=range_margin)
+    result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges, guides, must_play)
     grid = bar_grid(score)
     # Half a position before each bar line: notes that quantize onto a bar line belong to its bar.
     half = score.ticks_per_quarter / (2 * POSITIONS_PER_QUARTER)

@@ -39,13 +39,13 @@ from symusic import Score
 from tqdm import tqdm
 
 from notewave.core.io import atomic_open
-from notewave.core.midi import load_score
-from notewave.errors import CheckpointError, ConfigError, DataError, NotewaveError, TokenizerError
+from notewave.errors import ConfigError, DataError, NotewaveError
 from notewave.paths import DATA_DIR, JSB_MIDI_DIR
 from notewave.symbolic import compose
 from notewave.symbolic import quality_accompaniment as qa
 from notewave.symbolic import quality_report as report
-from notewave.symbolic.data import PieceSet, folder_styles, midi_files
+from notewave.symbolic.data import PieceSet, midi_files
+from notewave.symbolic.heldout import HeldOut, default_sources, held_out, load_composer
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.quality import ContinuationQuality, continuation_quality, piece_bars
 from notewave.symbolic.train import parse_sources, style_nll
@@ -54,19 +54,6 @@ from notewave.symbolic.vocab import Vocab
 #: Target NLL of the JSB test split, nats per note.
 JSB_NLL_TARGET = 3.45
 EDITS = ("continue", "infill", "accompany")
-#: Folders of ``notewave data ...`` used when no data is given (those with the split).
-DEFAULT_SOURCES = ("jsb:bach", "freedoom", "mma", "music21")
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """One held-out piece: its file, row label, the style token given to the model (None when
-    the vocabulary has no such style) and the score."""
-
-    path: Path
-    style: str
-    token: str | None
-    score: Score
 
 
 @dataclass
@@ -77,63 +64,6 @@ class EditResults:
     real: list[Any] = field(default_factory=list)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
-
-
-def default_sources(split: str) -> list[str]:
-    """``DIR[:STYLE]`` of the :data:`DEFAULT_SOURCES` folders under ``data/`` that have ``split``."""
-    out = []
-    for source in DEFAULT_SOURCES:
-        name, _, style = source.partition(":")
-        if (DATA_DIR / name / split).is_dir():
-            out.append(str(DATA_DIR / name) + (f":{style}" if style else ""))
-    return out
-
-
-def held_out(
-    sources: Sequence[str], split: str, pieces: int, min_bars: int, styles: Sequence[str]
-) -> dict[str, list[HeldOut]]:
-    """``{style: pieces}`` (sorted by style): per style the first ``pieces`` readable files of
-    ``DIR/split`` with at least ``min_bars`` bars. A piece's style comes from ``DIR/data.json``,
-    else ``:STYLE``, else the folder name; ``styles`` are the model's style tokens.
-
-    Raises:
-        DataError: a missing folder or split, one without MIDI files, or no piece long enough.
-    """
-    out: dict[str, list[HeldOut]] = {}
-    for folder, default in parse_sources(sources):
-        labels = folder_styles(folder, default)
-        for path in midi_files(folder / split):
-            style = labels.get(path.name, default) or folder.name
-            chosen = out.setdefault(style, [])
-            if len(chosen) >= pieces:
-                continue
-            try:
-                score = load_score(path)
-            except NotewaveError:
-                continue
-            if piece_bars(score) >= min_bars:
-                chosen.append(HeldOut(path, style, style if style in styles else None, score))
-    out = {style: items for style, items in sorted(out.items()) if items}
-    if not out:
-        names = ", ".join(str(folder / split) for folder, _ in parse_sources(sources))
-        raise DataError(f"no readable piece of at least {min_bars} bars in {names}")
-    return out
-
-
-def load_composer(path: str | os.PathLike[str]) -> tuple[MidiLM, Vocab]:
-    """The model (CPU, eval mode) and vocabulary of a composer checkpoint folder.
-
-    Raises:
-        CheckpointError: a missing or unreadable checkpoint, or a vocabulary of another size.
-    """
-    model = MidiLM.from_pretrained(path)
-    try:
-        vocab = Vocab.load(path)
-    except TokenizerError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}") from exc
-    if len(vocab) != model.config.vocab_size:
-        raise CheckpointError(f"checkpoint {path}: {len(vocab)} tokens, the model {model.config.vocab_size}")
-    return model, vocab
 
 
 def nll_rows(model: MidiLM, vocab: Vocab, groups: dict[str, list[HeldOut]], progress: bool) -> dict:
@@ -199,7 +129,8 @@ def run_edit(
         NotewaveError: the edit or the measure failed on this piece.
     """
     options = {"style": item.token, **options}
-    options.pop("consonance" if edit != "accompany" else "density", None)  # the edits' own guides
+    for name in ("density", "range_margin") if edit == "accompany" else ("consonance",):
+        options.pop(name, None)  # the edits' own guides and bounds
     cut = compose.first_bars(item.score, prompt_bars + bars)
     if edit == "continue":
         prompt = compose.first_bars(item.score, prompt_bars)
@@ -343,8 +274,8 @@ def evaluate_symbolic(
         edits: a subset of :data:`EDITS` (empty: NLL only).
         seed: sampling seed of the first piece (the i-th piece uses ``seed + i``).
         temperature, top_p: sampling settings.
-        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W}``
-            (default: compose's).
+        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W}``, and
+            ``"range_margin"`` of continue and infill (semitones or None) (default: compose's).
 
     Raises:
         ConfigError: bad settings (see :func:`check_settings`) or sampling arguments.

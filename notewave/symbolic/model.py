@@ -20,7 +20,7 @@ from torch import nn
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.core.transformer import KVCache, Transformer, TransformerConfig, init_weights
 from notewave.errors import CheckpointError, ConfigError
-from notewave.symbolic.cursor import COLUMNS, CURSOR_ROWS, HARMONY_ROWS
+from notewave.symbolic.cursor import COLUMNS, CURSOR_ROWS, HARMONY_ROWS, cursor_tensor
 from notewave.symbolic.vocab import Vocab
 
 # Named model sizes for `notewave train symbolic --config NAME`.
@@ -143,6 +143,12 @@ class MidiLM(nn.Module):
 
     def new_cache(self, batch_size: int) -> KVCache:
         return self.transformer.new_cache(batch_size)
+
+    def cursor_rows(self, vocab: Vocab, ids: torch.Tensor) -> torch.Tensor | None:
+        """The cursor and harmony rows (int64 ``[B, T, COLUMNS]``, :func:`cursor_tensor`) of ids
+        (int64 ``[B, T]``) when this model reads them (``config.cursor``), else ``None``: the
+        ``cursor`` argument of :meth:`forward` for a whole sequence."""
+        return cursor_tensor(vocab, ids) if self.config.cursor else None
 
     def forward(
         self, ids: torch.Tensor, cache: KVCache | None = None, cursor: torch.Tensor | None = None

@@ -50,6 +50,8 @@ class StyleSummary:
     #: sounding 16th), over pieces with a reference.
     entropy_delta: float | None
     polyphony_delta: float | None
+    #: Mean share of new pitched notes inside their track's register (``in_register``).
+    in_register: float | None
     #: Share of pieces (given a prompt) that kept every prompt track.
     tracks_kept: float | None
     #: Consonant beats / beats pooled over the accompaniments, and the mean reference share.
@@ -90,6 +92,7 @@ def _row(
         polyphony_delta=_mean(
             [q.polyphony - q.reference_polyphony for q in cont if q.reference_polyphony is not None]
         ),
+        in_register=_mean([q.in_register for q in cont]),
         tracks_kept=_share([q.tracks_kept for q in cont]),
         consonance_share=sum(a.consonant_beats for a in acc) / beats if beats else None,
         reference_consonance=_mean([a.reference_share for a in acc]),
@@ -166,6 +169,7 @@ _HEADERS = {
     "key_agreement": "same key",
     "entropy_delta": "Δ entropy (bits)",
     "polyphony_delta": "Δ polyphony",
+    "in_register": "in register",
     "tracks_kept": "tracks kept",
     "consonance_share": "consonance",
     "reference_consonance": "ref. consonance",

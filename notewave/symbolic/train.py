@@ -28,7 +28,6 @@ import torch.nn.functional as F
 from notewave.core.io import atomic_open
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
 from notewave.errors import CheckpointError, ConfigError, DataError, TokenizerError
-from notewave.symbolic.cursor import cursor_tensor
 from notewave.symbolic.data import (
     IGNORE,
     SHIFTS,
@@ -157,7 +156,7 @@ def style_nll(
                 break
             x = torch.tensor([w[0] for w in batch], device=device)
             y = torch.tensor([w[1] for w in batch], device=device)
-            cursor = cursor_tensor(vocab, x) if model.config.cursor else None
+            cursor = model.cursor_rows(vocab, x)
             losses = token_loss(model(x, cursor=cursor), y, reduction="none").double().cpu()
             scored = (y != IGNORE).reshape(-1).cpu()
             by_kind += torch.bincount(kinds[y.reshape(-1).cpu()[scored]], losses[scored], len(names))
@@ -268,7 +267,7 @@ def train_symbolic(
         ]
         x = torch.tensor([p[0] for p in pairs], device=dist_info.device)
         y = torch.tensor([p[1] for p in pairs], device=dist_info.device)
-        return x, y, cursor_tensor(vocab, x) if model.config.cursor else None
+        return x, y, model.cursor_rows(vocab, x)
 
     def loss_fn(forward: Any, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return token_loss(forward(batch[0], cursor=batch[2]), batch[1])

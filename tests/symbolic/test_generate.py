@@ -18,10 +18,11 @@ from notewave.core.midi import bar_grid, load_score
 from notewave.errors import ConditioningError, ConfigError, MidiError, TokenizerError
 from notewave.pipelines.composer import Composer
 from notewave.symbolic import decode
-from notewave.symbolic.compose import PARTS, _playing_around, first_bars, parse_instruments
+from notewave.symbolic.compose import _playing_around, first_bars
 from notewave.symbolic.decode import Sampling
 from notewave.symbolic.generate import continue_piece
 from notewave.symbolic.layout import bar_ids, parse_ids
+from notewave.symbolic.parts import PARTS, parse_instruments
 from notewave.symbolic.piece import BAR, piece_from_score
 from notewave.symbolic.vocab import POSITIONS_PER_QUARTER, tempo_bin
 

@@ -154,6 +154,22 @@ def test_tritone_transposition_lowers_key_cosine(chorales, real_continuations):
     assert [m.density_ratio for m in moved] == [r.density_ratio for r in real_continuations]
 
 
+def test_a_voice_moved_out_of_its_register_is_measured(chorales, real_continuations):
+    """Bach's own bars 9-12 keep (nearly) every voice in its register; the bass moved up two
+    octaves in them takes its notes out (about a quarter of the span's notes)."""
+    shares = [r.in_register for r in real_continuations]
+    assert min(shares) >= 0.95 and statistics.mean(shares) > 0.99
+
+    def two_octaves(note, track):
+        note.pitch += 24
+
+    moved = [continuation_quality(edited(s, two_octaves, tracks={"Bass"}), FIRST, LAST) for _, s in chorales]
+    assert all(m.in_register < 0.85 for m in moved)
+    assert 0.65 < statistics.mean(m.in_register for m in moved) < 0.85
+    assert summarise(moved)[0].in_register == pytest.approx(statistics.mean(m.in_register for m in moved))
+    assert "in register" in render_table(summarise(moved))
+
+
 def test_silent_track_and_changed_track_are_reported(chorales):
     _, score = chorales[0]
     q = continuation_quality(edited(score, None, tracks={"Tenor"}), FIRST, LAST)
