@@ -19,7 +19,7 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
-    from notewave.cli import audio, bridge, codec, data, hybrid, symbolic
+    from notewave.cli import audio, bridge, codec, data, hybrid, symbolic, symbolic_eval
 
     parser = argparse.ArgumentParser(prog="notewave", description="Symbolic + audio music generation.")
     parser.add_argument("--version", action="version", version=f"notewave {__version__}")
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_train_audio_lm_cli(train_sub)
     bridge.add_train_transcriber_cli(train_sub)
     symbolic.add_generate_cli(sub)
-    symbolic.add_eval_cli(sub)
+    symbolic_eval.add_eval_cli(sub)
     bridge.add_render_cli(sub)
     bridge.add_transcribe_cli(sub)
     codec.add_codec_cli(sub)

@@ -19,3 +19,26 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bf16", dest="precision", action="store_const", const="bf16", help="the same as --precision bf16"
     )
+
+
+def range_margin(text: str) -> int | None:
+    """``--range-margin``: semitones (an int; a negative one is refused by the composer), or ``off``
+    (None)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected semitones >= 0 or 'off', got {text!r}") from None
+
+
+def add_range_margin_option(parser: argparse.ArgumentParser) -> None:
+    """``--range-margin N|off`` of continue and infill; absent from the namespace when not given
+    (the composer's default then applies)."""
+    parser.add_argument(
+        "--range-margin",
+        type=range_margin,
+        default=argparse.SUPPRESS,
+        help="semitones a track's new notes may go past the lowest and highest pitch it plays in "
+        "the given music (default 7; off: the format's whole range)",
+    )

@@ -6,8 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from notewave.cli.bridge import add_eval_roundtrip_cli
-from notewave.cli.options import add_precision_option
+from notewave.cli.options import add_precision_option, add_range_margin_option
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 
 
@@ -132,29 +131,13 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             help="nats taken from closing a playing track's bar under 0.8 (generate: 0.5) of the "
             "notes it plays per bar in the bars around (default 8; 0: off)",
         )
-        p.add_argument(
-            "--range-margin",
-            type=_margin,
-            default=argparse.SUPPRESS,
-            help="semitones a track's new notes may go past the lowest and highest pitch it plays in "
-            "the given music (default 7; off: the format's whole range)",
-        )
+        add_range_margin_option(p)
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
     p.add_argument("--sample-rate", type=int, default=32000, help="WAV sample rate in Hz (default 32000)")
     p.add_argument(
         "--soundfont", type=Path, default=None, help="SoundFont for --wav (default: found automatically)"
     )
-
-
-def _margin(text: str) -> int | None:
-    """``--range-margin``: semitones (an int >= 0), or ``off`` (None)."""
-    if text.strip().lower() == "off":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected semitones >= 0 or 'off', got {text!r}") from None
 
 
 def _sampling(args: argparse.Namespace) -> dict:
@@ -308,83 +291,3 @@ def _accompany(args: argparse.Namespace) -> int:
         options["consonance"] = args.consonance
     score = composer.accompany(args.midi, args.add, **options)
     return _write(args, score, f"{args.midi.name} + {args.add}")
-
-
-def _eval(args: argparse.Namespace) -> int:
-    from notewave.symbolic.evaluate import evaluate_symbolic, write_reports
-
-    edits = (
-        []
-        if args.edits.strip().lower() == "none"
-        else [e.strip() for e in args.edits.split(",") if e.strip()]
-    )
-    result = evaluate_symbolic(
-        args.checkpoint,
-        args.data,
-        split=args.split,
-        pieces=args.pieces,
-        prompt_bars=args.prompt_bars,
-        bars=args.bars,
-        edits=edits,
-        seed=args.seed,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        guides={k: v for k in ("key", "consonance", "density") if (v := getattr(args, k)) is not None},
-    )
-    print(result.render(markdown=False), end="")
-    write_reports(result, args.json, args.markdown)
-    for label, path in (("JSON", args.json), ("Markdown", args.markdown)):
-        if path is not None:
-            print(f"{label}: {path}")
-    print(f"wall time: {result.wall_s:.1f} s")
-    return 0
-
-
-def add_eval_cli(sub: argparse._SubParsersAction) -> None:
-    """Register ``eval symbolic`` and ``eval roundtrip`` (in :mod:`notewave.cli.bridge`)."""
-    p = sub.add_parser("eval", help="evaluate a model")
-    eval_sub = p.add_subparsers(dest="eval_command", metavar="MODEL", required=True)
-    e = eval_sub.add_parser(
-        "symbolic",
-        help="NLL and measured continue/infill/accompany quality of a composer on held-out pieces",
-        description="For held-out pieces of every style in the data folders: NLL per token and per note "
-        "(and the JSB test split's NLL per note against its target), then continuations, infills and "
-        "accompaniments measured against the real music (density, key, entropy, polyphony, drums, "
-        "consonance). Prints the per-style tables and the targets.",
-    )
-    e.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="composer folder")
-    e.add_argument(
-        "--data",
-        action="append",
-        default=None,
-        metavar="DIR[:STYLE]",
-        help="data folder with valid/ and test/ (repeatable; default: data/jsb:bach and the "
-        "notewave data folders present)",
-    )
-    e.add_argument("--split", default="test", choices=("valid", "test"), help="held-out split (default test)")
-    e.add_argument("--pieces", type=int, default=4, help="pieces per style (default 4)")
-    e.add_argument("--prompt-bars", type=int, default=8, help="bars of each prompt (default 8)")
-    e.add_argument("--bars", type=int, default=4, help="bars each edit writes (default 4)")
-    e.add_argument(
-        "--edits",
-        default="continue,infill,accompany",
-        help="comma-separated edits to measure, or none (default continue,infill,accompany)",
-    )
-    e.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
-    e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
-    e.add_argument("--seed", type=int, default=0, help="sampling seed of the first piece (default 0)")
-    e.add_argument("--key", type=float, default=None, help="key guide weight of the edits (default: theirs)")
-    e.add_argument(
-        "--density", type=float, default=None, help="density guide of continue and infill (default: theirs)"
-    )
-    e.add_argument(
-        "--consonance", type=float, default=None, help="consonance guide of accompany (default: its own)"
-    )
-    e.add_argument(
-        "--json", type=Path, default=None, metavar="OUT.json", help="write the full report as JSON"
-    )
-    e.add_argument(
-        "--markdown", type=Path, default=None, metavar="OUT.md", help="write the tables as Markdown"
-    )
-    e.set_defaults(func=_eval)
-    add_eval_roundtrip_cli(eval_sub)
