@@ -39,6 +39,7 @@ def add_range_margin_option(parser: argparse.ArgumentParser) -> None:
         "--range-margin",
         type=range_margin,
         default=argparse.SUPPRESS,
+        metavar="N|off",
         help="semitones a track's new notes may go past the lowest and highest pitch it plays in "
         "the given music (default 7; off: the format's whole range)",
     )

@@ -54,7 +54,7 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
         description="For held-out pieces of every style in the data folders: NLL per token and per note "
         "(and the JSB test split's NLL per note against its target), then continuations, infills and "
         "accompaniments measured against the real music (density, key, entropy, polyphony, drums, "
-        "consonance). Prints the per-style tables and the targets.",
+        "register, consonance). Prints the per-style tables and the targets.",
     )
     e.add_argument("--checkpoint", type=Path, default=DEFAULT_SYMBOLIC_CHECKPOINT, help="composer folder")
     e.add_argument(

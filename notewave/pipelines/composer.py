@@ -93,12 +93,14 @@ class Composer:
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
         """Continue ``prompt`` by ``bars`` bars in its tracks, tempo and meter (options and errors:
         :func:`notewave.symbolic.compose.continue_midi`: style, instruments, prompt_bars, seed,
-        temperature, top_k, top_p, progress). Returns prompt + continuation."""
+        temperature, top_k, top_p, progress, keep_playing, key, density, range_margin). Returns
+        prompt + continuation."""
         return compose.continue_midi(self.model, self.vocab, prompt, bars, **options)
 
     def infill(self, midi: MidiLike, bars: tuple[int, int], tracks: Any = None, **options: Any) -> Score:
         """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``tracks`` (names; all by
-        default); see :func:`notewave.symbolic.compose.infill_midi`."""
+        default); options (seed, sampling, guides, ``range_margin``) and errors: see
+        :func:`notewave.symbolic.compose.infill_midi`."""
         return compose.infill_midi(self.model, self.vocab, midi, bars, tracks, **options)
 
     def accompany(self, midi: MidiLike, add: Any, **options: Any) -> Score:

@@ -27,6 +27,7 @@ under the edit's ``failures`` and left out of its rows. Wall times are in second
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,7 @@ from notewave.symbolic import compose
 from notewave.symbolic import quality_accompaniment as qa
 from notewave.symbolic import quality_report as report
 from notewave.symbolic.data import PieceSet, midi_files
+from notewave.symbolic.guide import check_strength
 from notewave.symbolic.heldout import HeldOut, default_sources, held_out, load_composer
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.quality import ContinuationQuality, continuation_quality, piece_bars
@@ -138,7 +140,8 @@ def run_edit(
         out = compose.continue_midi(model, vocab, prompt, bars, **options)
         span = (first, first + bars)
         generated = _measure(out, span, item, prompt=prompt, reference=item.score)
-        return generated, _measure(item.score, span, item)
+        # the real twin on the piece cut at the span's end, as the composer's output is
+        return generated, _measure(compose.first_bars(item.score, span[1]), span, item)
     if edit == "infill":
         span = (prompt_bars - bars, prompt_bars)
         out = compose.infill_midi(model, vocab, cut, (span[0] + 1, span[1]), **options)
@@ -238,8 +241,24 @@ def text_table(body: list[list[str]], markdown: bool = True) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body) + "\n"
 
 
-def check_settings(split: str, pieces: int, prompt_bars: int, bars: int, edits: Sequence[str]) -> None:
-    """Raise :class:`ConfigError` for settings the evaluation cannot run with."""
+def check_settings(
+    split: str,
+    pieces: int,
+    prompt_bars: int,
+    bars: int,
+    edits: Sequence[str],
+    guides: Mapping[str, float | None] | None = None,
+) -> None:
+    """Raise :class:`ConfigError` for settings the evaluation cannot run with (before any piece is
+    read: a negative guide weight or range margin included)."""
+    for name, value in (guides or {}).items():
+        if name == "range_margin":
+            if value is not None and (int(value) != value or value < 0):
+                raise ConfigError(f"range margin must be an integer >= 0 semitones (or None), got {value}")
+        elif name in ("key", "consonance", "density"):
+            check_strength(name, float(value) if value is not None else math.nan)
+        else:
+            raise ConfigError(f"unknown guide {name!r}; known: key, consonance, density, range_margin")
     if split not in ("valid", "test"):
         raise ConfigError(f"split must be valid or test, got {split!r}")
     if min(pieces, prompt_bars, bars) < 1:
@@ -262,7 +281,7 @@ def evaluate_symbolic(
     temperature: float = 1.0,
     top_p: float | None = 0.95,
     progress: bool = True,
-    guides: Mapping[str, float] | None = None,
+    guides: Mapping[str, float | None] | None = None,
 ) -> SymbolicEvaluation:
     """Evaluate a composer (a checkpoint folder, or its model and vocabulary) as the module
     docstring says.
@@ -283,7 +302,7 @@ def evaluate_symbolic(
         DataError: a missing data folder or split, or no piece long enough.
     """
     started = time.perf_counter()
-    check_settings(split, pieces, prompt_bars, bars, edits)
+    check_settings(split, pieces, prompt_bars, bars, edits, guides)
     model, vocab = checkpoint if isinstance(checkpoint, tuple) else load_composer(checkpoint)
     sources = list(data) if data else default_sources(split)
     if not sources:

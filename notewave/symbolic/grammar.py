@@ -63,7 +63,8 @@ class Grammar:
             fills: how a continuation keeps every part that plays at the end of the prompt going.
         ranges: pitch bounds of some tracks, ``{track: (low, high)}`` (MIDI numbers, inclusive),
             inside the format's own: the written range of a part being added (a bass voice, a
-            flute), so that a new part starts and stays in its register.
+            flute), so that a new part starts and stays in its register, or a given track's own
+            register in a continuation or infill (:func:`~notewave.symbolic.parts.given_ranges`).
 
     Raises:
         ConfigError: a range that is empty, outside 0..127, or of a track the header lacks.

@@ -12,7 +12,8 @@ import torch
 from symusic import Note, Score, Tempo, TimeSignature, Track
 
 from notewave.cli import main
-from notewave.symbolic.evaluate import JSB_NLL_TARGET, accompaniment_task, held_out
+from notewave.symbolic.evaluate import JSB_NLL_TARGET, accompaniment_task
+from notewave.symbolic.heldout import held_out
 from notewave.symbolic.model import MidiLM, config_for
 from notewave.symbolic.stats import pitch_class_entropy, polyphony
 from notewave.symbolic.vocab import Vocab
@@ -130,6 +131,10 @@ def test_eval_nll_only_and_bad_inputs_one_line(setup, tmp_path, capsys):
         "unknown edit 'sing'": ["--edits", "continue,sing"],
         "infill needs more prompt bars than bars": ["--bars", "3"],
         "no readable piece of at least 43 bars": ["--bars", "40", "--edits", "continue"],
+        # refused before any piece is read, not once per piece
+        "range margin must be an integer >= 0": ["--range-margin", "-2"],
+        "key strength must be a finite number >= 0": ["--key", "-1"],
+        "density strength must be a finite number >= 0": ["--density", "-0.5"],
     }
     for message, extra in bad.items():
         assert _run(setup, "--bars", "1", *extra) == 2
