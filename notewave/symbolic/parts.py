@@ -49,9 +49,33 @@ PARTS: dict[str, tuple[tuple[str, int | None, tuple[int, int] | None], ...]] = {
 }
 
 
+#: Usual written ranges (MIDI numbers, inclusive) of General MIDI programs, for a part added as
+#: ``NAME=PROGRAM``: by family (organ C2-C7, guitar E2-E6, bass E1-C4, synth lead C3-C7, pad C2-C7),
+#: and per program where a family spans instruments of different registers (violin G3-G7, viola
+#: C3-G6, cello C2-E5, contrabass E1-G4; choir E2-A5; trumpet F#3-D6, trombone E2-F5, tuba E1-F4,
+#: horn A#1-F5; saxophones soprano to baritone, oboe, cor anglais, bassoon, clarinet; piccolo D5-C8,
+#: flute C4-C7). Pianos, chromatic percussion, string ensembles and effects keep the whole range.
+FAMILY_RANGES = {2: (36, 96), 3: (40, 88), 4: (28, 60), 10: (48, 96), 11: (36, 96)}
+PROGRAM_RANGES = {
+    **{40: (55, 103), 41: (48, 91), 42: (36, 76), 43: (28, 67), 52: (40, 81), 53: (40, 81), 54: (40, 81)},
+    **{56: (54, 86), 57: (40, 77), 58: (28, 65), 59: (54, 86), 60: (34, 77), 61: (40, 84)},
+    **{64: (56, 87), 65: (49, 81), 66: (44, 76), 67: (36, 69), 68: (58, 91), 69: (52, 81)},
+    **{70: (34, 75), 71: (50, 94), 72: (74, 108), 73: (60, 96), 74: (60, 96), 75: (60, 96)},
+}
+
+
+def program_range(program: int) -> tuple[int, int] | None:
+    """The usual written range (MIDI numbers, inclusive) of GM ``program`` (0..127; ``-1`` drums),
+    from :data:`PROGRAM_RANGES`, else :data:`FAMILY_RANGES` by family (``program // 8``); ``None``
+    where the format's whole range applies."""
+    if program < 0:
+        return None
+    return PROGRAM_RANGES.get(program, FAMILY_RANGES.get(program // 8))
+
+
 def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[Part]:
     """Parts to add from names such as ``"bass,drums"``, ``"satb"`` or ``"Lead=81"`` (a track name
-    and a GM program, ``-1`` for drums; no range of its own).
+    and a GM program, ``-1`` for drums, written in the program's usual range, :func:`program_range`).
 
     Raises:
         ConditioningError: an unknown part name or a bad program (the message lists the known parts).
@@ -67,7 +91,7 @@ def parse_instruments(spec: Sequence[str] | str, melody_program: int) -> list[Pa
                 raise ConditioningError(f"{item!r}: the program after '=' must be -1..127") from None
             if not -1 <= value <= 127 or not name.strip():
                 raise ConditioningError(f"{item!r}: give NAME=PROGRAM with a program in -1..127")
-            out.append(Part(name.strip(), value))
+            out.append(Part(name.strip(), value, program_range(value)))
         elif item.lower() in PARTS:
             out.extend(Part(n, melody_program if p is None else p, r) for n, p, r in PARTS[item.lower()])
         else:

@@ -157,6 +157,11 @@ def test_instruments_add_tracks_that_join_in(tiny_model, jsb_test_files):
     assert [n for n in notes_of(out) if n[1] < start] == notes_of(prompt)
     for index in (4, 5, 6):
         assert out.tracks[index].notes and all(n.time >= start for n in out.tracks[index].notes)
+    # a NAME=PROGRAM part is written in its program's usual range (synth lead C3-C7), as named parts are
+    assert all(48 <= n.pitch <= 96 for n in out.tracks[6].notes)
+    keys = tiny_model.continue_midi(prompt, bars=1, instruments="bass,drums,Keys=4", seed=1)
+    outside = [n.pitch for n in keys.tracks[6].notes if not 48 <= n.pitch <= 96]  # a piano: no bound
+    assert len(out.tracks[6].notes) >= 5 and outside, "the untrained model stayed in C3-C7 anyway"
     assert parse_instruments("satb", 19) == [
         ("Alto", 19, (53, 74)),
         ("Tenor", 19, (48, 69)),
@@ -165,7 +170,13 @@ def test_instruments_add_tracks_that_join_in(tiny_model, jsb_test_files):
     assert parse_instruments(["Piano", " Choir ", "Lead=81"], 0) == [
         ("Piano", 0, None),
         ("Choir", 52, (40, 81)),
-        ("Lead", 81, None),
+        ("Lead", 81, (48, 96)),
+    ]
+    assert parse_instruments("Tuba=58,Cello=42,Keys=4,Kit=-1", 0) == [
+        ("Tuba", 58, (28, 65)),
+        ("Cello", 42, (36, 76)),
+        ("Keys", 4, None),  # pianos keep the whole range
+        ("Kit", -1, None),
     ]
     with pytest.raises(ConditioningError, match="unknown instrument 'kazoo'; known: satb, bass, drums"):
         tiny_model.continue_midi(prompt, bars=1, instruments="bass,kazoo")
