@@ -157,18 +157,19 @@ def continue_midi(
 ) -> Score:
     """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
 
-    The continuation starts on the first bar line at or after the prompt's last note-off, in the meter and
-    tempo in force there; every prompt track may play in it (``instruments`` adds tracks that join in, see
-    :func:`~notewave.symbolic.parts.parse_instruments`), and with ``keep_playing`` every track that plays
-    in the prompt's last bar plays in every new bar, drums included (the grammar refuses to close its bar
-    before a note). ``key``: weight of the key guide, which keeps new pitches near the pitch-class profile
-    of the prompt's last bars (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone).
-    ``density``: strength of the density guide, which keeps a playing track from closing a new bar with
-    fewer than half the notes it plays in the prompt's last bars
-    (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``range_margin``: a prompt track's
-    new notes stay within this many semitones of the lowest and highest pitch it plays in the prompt (a
-    grammar constraint, :func:`~notewave.symbolic.parts.given_ranges`; ``None``: the format's whole
-    range). Same ``seed``, same output.
+    The continuation starts on the first bar line at or after the prompt's last note-off, in the
+    meter and tempo in force there; every prompt track may play in it (``instruments`` adds tracks
+    that join in, see :func:`~notewave.symbolic.parts.parse_instruments`), and with ``keep_playing``
+    every track that plays in the prompt's last bar plays in every new bar, drums included (the
+    grammar refuses to close its bar before a note). ``key``: weight of the key guide, which keeps
+    new pitches near the pitch-class profile of the prompt's last bars
+    (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone). ``density``: strength of
+    the density guide, which keeps a playing track from closing a new bar with fewer than half the
+    notes it plays in the prompt's last bars
+    (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``range_margin``: a prompt
+    track's new notes stay within this many semitones of the lowest and highest pitch it plays in
+    the prompt (a grammar constraint, :func:`~notewave.symbolic.parts.given_ranges`; ``None``: the
+    format's whole range). Same ``seed``, same output.
 
     Raises:
         MidiError: unreadable, empty, drum-only prompt.
@@ -313,11 +314,11 @@ def accompany_midi(
 ) -> Score:
     """Keep every track of ``midi`` and write new ones over its whole length: ``add`` names parts
     (``"satb"``: Alto, Tenor and Bass under a melody in its program; ``"bass,drums"``; ``"piano"``;
-    ``"Lead=81"``; see :data:`~notewave.symbolic.parts.PARTS`), written with MMM bar-fill. Every new part
-    plays (at least one onset) in every bar where a given track starts a note. A named part's notes stay
-    inside its written range (the same table; a grammar constraint), so that a bass voice sounds below a
-    tenor from its first note. ``consonance``: nats taken from the logit of a pitch dissonant with the
-    melody (the given pitched tracks' highest note) where it is written
+    ``"Lead=81"``; see :data:`~notewave.symbolic.parts.PARTS`), written with MMM bar-fill. Every new
+    part plays (at least one onset) in every bar where a given track starts a note. A named part's
+    notes stay inside its written range (the same table; a grammar constraint), so that a bass voice
+    sounds below a tenor from its first note. ``consonance``: nats taken from the logit of a pitch
+    dissonant with the melody (the given pitched tracks' highest note) where it is written
     (:class:`~notewave.symbolic.guide.ConsonanceGuide`; 0: the model alone); ``key``: as
     :func:`continue_midi`, from the music around each bar.
 

@@ -18,7 +18,8 @@ from notewave.symbolic.vocab import DRUMS
 #: the given music (:func:`given_ranges`). On the 712 held-out pieces of at least 12 bars (valid
 #: and test splits of all four sources), 0.08 % of the real notes of bars 5-8 (infill) and 0.07 %
 #: of bars 9-12 (continuation) lie outside their track's range in the other bars widened by 7
-#: semitones (4.6 % / 7.6 % outside the bare range, 0.2 % / 0.3 % at 5, none at 12).
+#: semitones (4.6 % / 7.6 % outside the bare range, 0.2 % / 0.25 % at 5, none at 12; counted by
+#: session 12's runs/s12/rangestat.py, described in the composer's model card).
 RANGE_MARGIN = 7
 
 
