@@ -43,3 +43,10 @@ def add_range_margin_option(parser: argparse.ArgumentParser) -> None:
         help="semitones a track's new notes may go past the lowest and highest pitch it plays in "
         "the given music (default 7; off: the format's whole range)",
     )
+
+
+def guide_options(args: argparse.Namespace, names: tuple[str, ...]) -> dict:
+    """The guide weights ``names`` the user gave (options left at ``None`` are not passed, so the
+    composer's defaults apply) and ``range_margin`` when ``--range-margin`` was given."""
+    out = {k: v for k in names if (v := getattr(args, k, None)) is not None}
+    return out | ({"range_margin": args.range_margin} if hasattr(args, "range_margin") else {})

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from notewave.cli.options import add_precision_option, add_range_margin_option
+from notewave.cli.options import add_precision_option, add_range_margin_option, guide_options
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 
 
@@ -148,10 +148,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "progress": True,
-        **{
-            k: v for k, v in (("key", args.key), ("density", getattr(args, "density", None))) if v is not None
-        },
-        **({"range_margin": args.range_margin} if hasattr(args, "range_margin") else {}),
+        **guide_options(args, ("key", "density")),
     }
 
 

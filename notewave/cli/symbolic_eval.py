@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from notewave.cli.bridge import add_eval_roundtrip_cli
-from notewave.cli.options import add_range_margin_option
+from notewave.cli.options import add_range_margin_option, guide_options
 from notewave.paths import DEFAULT_SYMBOLIC_CHECKPOINT
 
 
@@ -30,10 +30,7 @@ def _eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         top_p=args.top_p,
-        guides={
-            **{k: v for k in ("key", "consonance", "density") if (v := getattr(args, k)) is not None},
-            **({"range_margin": args.range_margin} if hasattr(args, "range_margin") else {}),
-        },
+        guides=guide_options(args, ("key", "consonance", "density")),
     )
     print(result.render(markdown=False), end="")
     write_reports(result, args.json, args.markdown)
