@@ -84,7 +84,7 @@ def bar_ids(
     ids = [vocab.bar_id]
     meter, tempo = piece.meters[bar], tempo_bin(float(piece.tempos[bar]))
     if previous is not None:
-        if meter != previous[0]:
+        if vocab.meter_id(*meter) != vocab.meter_id(*previous[0]):  # 4/8 after 2/4: one token
             ids.append(vocab.meter_id(*meter))
         if tempo != previous[1]:
             ids.append(vocab.spans["Tempo"].id(tempo))

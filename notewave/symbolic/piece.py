@@ -20,13 +20,13 @@ from notewave.symbolic.vocab import (
     DRUMS,
     DURATIONS,
     MAX_TRACKS,
-    METERS,
     PITCH_RANGE,
     POSITIONS_PER_QUARTER,
     bar_positions,
     bin_velocity,
     duration_bin,
     supported_meters,
+    token_meter,
     velocity_bin,
 )
 
@@ -95,7 +95,7 @@ def check_meters(score: Score, name: str = "the score") -> None:
     The message names the meter, its tick and the supported meters.
     """
     for ts in score.time_signatures:
-        if (ts.numerator, ts.denominator) not in METERS:
+        if token_meter(ts.numerator, ts.denominator) is None:
             raise TokenizerError(
                 f"{name}: time signature {ts.numerator}/{ts.denominator} (at tick {ts.time}) is not one "
                 f"the tokenizer knows; {supported_meters()}"

@@ -86,6 +86,30 @@ def bar_positions(numerator: int, denominator: int) -> int:
     return numerator * 4 * POSITIONS_PER_QUARTER // denominator
 
 
+def token_meter(numerator: int, denominator: int) -> tuple[int, int] | None:
+    """The meter of :data:`METERS` whose ``TimeSig`` token writes an n/d bar, or ``None``.
+
+    A meter of :data:`METERS` is its own token. Another meter borrows the token of a meter with
+    the same bar length in positions, so the bar grid is kept exactly: 4/8 -> 2/4, 8/8 -> 4/4,
+    10/8 -> 5/4, 12/16 -> 6/8, 1/2 -> 2/4, 2/1 -> 4/2. A compound meter (numerator a multiple of
+    3 above 3) prefers a compound token (6/8, 9/8, 12/8), any other a simple one. The score
+    keeps its own time signature; only the model reads the borrowed one. Meters with no such
+    twin (11/8: 66 positions; bars longer than 4/2: 9/4, 10/4, 6/2) have no token.
+    """
+    if (numerator, denominator) in METERS:
+        return numerator, denominator
+    if numerator < 1 or denominator < 1 or (numerator * 4 * POSITIONS_PER_QUARTER) % denominator:
+        return None
+    length = bar_positions(numerator, denominator)
+    twins = [m for m in METERS if bar_positions(*m) == length]
+    twins.sort(key=lambda m: _compound(*m) != _compound(numerator, denominator))  # stable: METERS order
+    return twins[0] if twins else None
+
+
+def _compound(numerator: int, denominator: int) -> bool:
+    return numerator % 3 == 0 and numerator > 3
+
+
 def velocity_bin(velocity: int | np.ndarray) -> int | np.ndarray:
     """MIDI velocity 1..127 -> bin 0..15."""
     return np.clip(np.asarray(velocity) // 8, 0, VELOCITY_BINS - 1)
@@ -226,12 +250,14 @@ class Vocab:
         return self.spans["Program"].start + int(program)
 
     def meter_id(self, numerator: int, denominator: int) -> int:
-        """Id of ``TimeSig_n/d``; raises :class:`TokenizerError` for a meter without a token."""
-        if (numerator, denominator) not in METERS:
+        """Id of the ``TimeSig`` token that writes an n/d bar (:func:`token_meter`: its own, or
+        that of a meter with the same bar length); raises :class:`TokenizerError` when none does."""
+        meter = token_meter(numerator, denominator)
+        if meter is None:
             raise TokenizerError(
                 f"time signature {numerator}/{denominator} has no token; {supported_meters()}"
             )
-        return self.spans["TimeSig"].start + METERS.index((numerator, denominator))
+        return self.spans["TimeSig"].start + METERS.index(meter)
 
     # ---- persistence ------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
@@ -282,5 +308,10 @@ class Vocab:
 
 
 def supported_meters() -> str:
-    """One line listing the meters with a token, e.g. ``supported: 1/4, 2/4, ...``."""
-    return "supported: " + ", ".join(f"{n}/{d}" for n, d in METERS)
+    """One line listing the meters with a token, e.g. ``supported: 1/4, 2/4, ...``, and the rule
+    for the others (:func:`token_meter`)."""
+    return (
+        "supported: "
+        + ", ".join(f"{n}/{d}" for n, d in METERS)
+        + " and any meter of the same bar length as one of them (4/8 as 2/4)"
+    )

@@ -66,13 +66,25 @@ def contains(sequence: list[int], part: list[int]) -> bool:
     return any(sequence[i : i + len(part)] == part for i in range(len(sequence) - len(part) + 1))
 
 
+def _retimed(tmp_path, path, numerator: int, denominator: int):
+    """``path`` with its time signatures replaced by one n/d at tick 0, written under ``tmp_path``."""
+    score = load_score(path)
+    score.time_signatures = [TimeSignature(0, numerator, denominator)]
+    out = tmp_path / f"{path.stem}_{numerator}_{denominator}.mid"
+    score.dump_midi(str(out))
+    return out
+
+
 @pytest.fixture()
-def real_prompt(request, jsb_test_files, music21_midi, freedoom_piece):
+def real_prompt(request, jsb_test_files, music21_midi, freedoom_piece, tmp_path):
     """name -> path of a real piece: a chorale (4/4), Bach's BWV 269 (3/4, one-beat pickup), a jig
     (6/8, eighth-note pickup), Freedoom's D_READ_M (4/4, drums, a tempo map of 93 changes, 1024 ticks
-    per quarter)."""
+    per quarter); the chorale written in 8/8 and the jig in 12/16 (meters without a token of their
+    own: the model reads 4/4 and 6/8)."""
     return {
         "chorale": lambda: jsb_test_files[0],
+        "chorale_8_8": lambda: _retimed(tmp_path, jsb_test_files[0], 8, 8),
+        "jig_12_16": lambda: _retimed(tmp_path, music21_midi("ryansMammoth/LanigansBallJig"), 12, 16),
         "bwv269": lambda: music21_midi("bach/bwv269"),
         "jig": lambda: music21_midi("ryansMammoth/LanigansBallJig"),
         "read_m": lambda: freedoom_piece("freedoom2_D_READ_M"),
@@ -82,7 +94,14 @@ def real_prompt(request, jsb_test_files, music21_midi, freedoom_piece):
 # ---- continue --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "real_prompt, meter",
-    [("chorale", (4, 4)), ("bwv269", (3, 4)), ("jig", (6, 8)), ("read_m", (4, 4))],
+    [
+        ("chorale", (4, 4)),
+        ("bwv269", (3, 4)),
+        ("jig", (6, 8)),
+        ("read_m", (4, 4)),
+        ("chorale_8_8", (8, 8)),
+        ("jig_12_16", (12, 16)),
+    ],
     indirect=["real_prompt"],
 )
 def test_continuation_keeps_the_prompt_and_adds_exactly_the_bars_asked(tiny_model, real_prompt, meter):

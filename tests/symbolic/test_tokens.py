@@ -260,8 +260,8 @@ def test_unknown_meters_are_refused_by_name(freedoom_piece, jsb_test_files):
     message = str(info.value)
     assert "D_ULTIMA.mid: time signature 10/4 (at tick 19200)" in message and "\n" not in message
     assert (
-        "supported: 1/4, 2/4, 3/4, 4/4, 5/4, 6/4, 7/4, 2/2, 3/2, 4/2, 3/8, 5/8, 6/8, 7/8, 9/8, 12/8"
-        in message
+        "supported: 1/4, 2/4, 3/4, 4/4, 5/4, 6/4, 7/4, 2/2, 3/2, 4/2, 3/8, 5/8, 6/8, 7/8, 9/8, 12/8 "
+        "and any meter of the same bar length as one of them (4/8 as 2/4)" in message
     )
     score = load_score(jsb_test_files[0])
     score.time_signatures = [TimeSignature(0, 11, 8)]
@@ -269,6 +269,36 @@ def test_unknown_meters_are_refused_by_name(freedoom_piece, jsb_test_files):
         piece_from_score(score, "chorale")
     with pytest.raises(TokenizerError, match="11/8 has no token; supported: 1/4"):
         VOCAB.meter_id(11, 8)
+
+
+@pytest.mark.parametrize(
+    ("meter", "twin"), [((8, 8), (4, 4)), ((2, 1), (4, 2)), ((16, 16), (4, 4)), ((1, 1), (4, 4))]
+)
+def test_a_meter_without_a_token_borrows_its_twin_of_the_same_bar_length(jsb_test_files, meter, twin):
+    """A chorale (4/4) rewritten in a meter without a token: the same tokens as the chorale in the
+    twin meter (same bar length), its own meter kept in the piece and its notes placed back onto
+    its own grid exactly."""
+    score, twin_score = load_score(jsb_test_files[3]), load_score(jsb_test_files[3])
+    score.time_signatures = [TimeSignature(0, *meter)]
+    twin_score.time_signatures = [TimeSignature(0, *twin)]
+    grid, twin_piece = bar_grid(score), piece_from_score(twin_score)
+    piece = piece_from_score(score, "chorale", grid)
+    assert grid.meters == piece.meters == [meter] * twin_piece.bars  # the score keeps its own meter
+    assert piece_ids(VOCAB, piece, style="bach") == piece_ids(VOCAB, twin_piece, style="bach")
+    assert np.array_equal(piece.notes, twin_piece.notes)
+    assert placed_ticks(place_notes(piece.notes, grid)) == expected_ticks(score)
+
+
+def test_borrowed_meters_keep_their_bar_length_and_style_of_beat():
+    assert VOCAB.meter_id(4, 8) == VOCAB.meter_id(2, 4) and VOCAB.meter_id(10, 8) == VOCAB.meter_id(5, 4)
+    assert VOCAB.meter_id(12, 16) == VOCAB.meter_id(6, 8)  # compound: 4 dotted eighths
+    assert VOCAB.meter_id(6, 16) == VOCAB.meter_id(3, 8) and VOCAB.meter_id(1, 2) == VOCAB.meter_id(2, 4)
+    for n, d in [(4, 8), (10, 8), (12, 16), (6, 16), (1, 2), (2, 1), (14, 8), (8, 4), (18, 16)]:
+        twin = METERS[VOCAB.meter_id(n, d) - VOCAB.spans["TimeSig"].start]
+        assert bar_positions(*twin) * d == n * 4 * POSITIONS_PER_QUARTER
+    for n, d in [(11, 8), (15, 8), (9, 4), (10, 4), (6, 2), (1, 8), (3, 16)]:
+        with pytest.raises(TokenizerError, match=f"time signature {n}/{d} has no token"):
+            VOCAB.meter_id(n, d)
 
 
 # ---- drums and many tracks ---------------------------------------------------------------------
