@@ -11,7 +11,8 @@ file) that are at least ``prompt_bars + bars`` bars long are evaluated:
   the real next bars.
 - ``infill``: the piece cut to ``prompt_bars + bars`` bars, its bars ``prompt_bars - bars + 1``
   .. ``prompt_bars`` (1-based; 5-8 by default) regenerated from both sides and measured the
-  same way on that span.
+  same way on that span, against the context on both sides (the 4 bars before and the ``bars``
+  after it; ``context_after`` of ``continuation_quality``).
 - ``accompany``: on the same cut, a chorale (tracks Soprano, Alto, Tenor, Bass) keeps its
   soprano and gets ``satb``; a piece of two or more tracks with drums loses its drum and bass
   tracks (GM programs 32-39 or "bass" in the name) and gets ``bass,drums``. Measured with
@@ -49,7 +50,7 @@ from notewave.symbolic.data import PieceSet, midi_files
 from notewave.symbolic.guide import check_strength
 from notewave.symbolic.heldout import HeldOut, default_sources, held_out, load_composer
 from notewave.symbolic.model import MidiLM
-from notewave.symbolic.quality import ContinuationQuality, continuation_quality, piece_bars
+from notewave.symbolic.quality import CONTEXT_BARS, ContinuationQuality, continuation_quality, piece_bars
 from notewave.symbolic.train import parse_sources, style_nll
 from notewave.symbolic.vocab import Vocab
 
@@ -145,7 +146,10 @@ def run_edit(
     if edit == "infill":
         span = (prompt_bars - bars, prompt_bars)
         out = compose.infill_midi(model, vocab, cut, (span[0] + 1, span[1]), **options)
-        return _measure(out, span, item, prompt=cut, reference=cut), _measure(cut, span, item)
+        # an infill's prompt is the music on both sides: its context is read on both
+        both = {"context_after": CONTEXT_BARS}
+        generated = _measure(out, span, item, prompt=cut, reference=cut, **both)
+        return generated, _measure(cut, span, item, **both)
     if (task := accompaniment_task(cut)) is None:
         return None
     kept, melody, real_parts, add = task

@@ -9,7 +9,8 @@ last_bar)`` holds the bars ``first_bar .. last_bar - 1``; a note belongs to the 
 its onset.
 
 A continuation or infill is scored against its *context*, the last ``context_bars`` (4)
-prompt bars before the span, and optionally against the real held-out bars of the same
+prompt bars before the span (an infill also the ``context_after`` bars after it: its prompt is
+the music on both sides), and optionally against the real held-out bars of the same
 piece (``reference``): see :func:`continuation_quality`. An accompaniment is scored by the
 consonance of the added parts with the melody on the beat grid, next to the same measure
 on real Bach chorales: see :mod:`notewave.symbolic.quality_accompaniment`.
@@ -184,6 +185,8 @@ class ContinuationQuality:
     tracks_kept: bool | None = None
     changed_tracks: tuple[str, ...] = ()
     tracks: tuple[TrackContinuation, ...] = field(default=())
+    #: Bars after the span that are part of the context (an infill's right side; 0: none).
+    context_after_bars: int = 0
 
     @property
     def bars(self) -> int:
@@ -274,6 +277,7 @@ def continuation_quality(
     prompt: MidiLike | None = None,
     reference: MidiLike | None = None,
     context_bars: int = CONTEXT_BARS,
+    context_after: int = 0,
     name: str | None = None,
     style: str = "",
 ) -> ContinuationQuality:
@@ -288,6 +292,10 @@ def continuation_quality(
             continuation, for the reference entropy and polyphony (optional).
         context_bars: how many bars before the span form the context (fewer when the span
             starts earlier).
+        context_after: how many bars after the span join the context (fewer when ``output``
+            ends earlier; an infill's prompt is the music on both sides). The context's notes
+            per bar (density ratio), pitch-class histogram (key cosine), drums and empty bars
+            are then read on both sides.
         name, style: labels kept in the result (``name`` defaults to the file's path).
 
     Returns:
@@ -295,25 +303,29 @@ def continuation_quality(
         polyphony notes per sounding 16th note.
 
     Raises:
-        ConfigError: ``context_bars < 1``, ``first_bar < 1``, ``last_bar <= first_bar``, the
-            span starts after the last bar of ``output``, or ends after the last bar of
-            ``reference``.
+        ConfigError: ``context_bars < 1``, ``context_after < 0``, ``first_bar < 1``,
+            ``last_bar <= first_bar``, the span starts after the last bar of ``output``, or ends
+            after the last bar of ``reference``.
         MidiError: a file is unreadable or has no notes, or no note starts in the context bars.
     """
     label = name if name is not None else midi_name(output)
     if context_bars < 1:
         raise ConfigError(f"context_bars must be >= 1, got {context_bars}")
+    if context_after < 0:
+        raise ConfigError(f"context_after must be >= 0, got {context_after}")
     if first_bar < 1 or last_bar <= first_bar:
         raise ConfigError(f"span [{first_bar}, {last_bar}) must satisfy 1 <= first_bar < last_bar")
     score = load_score(output)
     if first_bar > (bars := piece_bars(score)):
         raise ConfigError(f"span [{first_bar}, {last_bar}) starts after the {bars} bars of {label}")
-    lines = [int(x) for x in span_grid(score, last_bar).lines]
+    after = max(0, min(context_after, bars - last_bar))
+    lines = [int(x) for x in span_grid(score, last_bar + after).lines]
     ctx_first = max(0, first_bar - context_bars)
     ctx, span = (lines[ctx_first], lines[first_bar]), (lines[first_bar], lines[last_bar])
+    ctx_after = (lines[last_bar], lines[last_bar + after])
     arrays = [note_arrays(t) for t in score.tracks]
-    ctx_bars, span_bars = first_bar - ctx_first, last_bar - first_bar
-    ctx_counts = [int(_onsets(a, *ctx).sum()) for a in arrays]
+    ctx_bars, span_bars = first_bar - ctx_first + after, last_bar - first_bar
+    ctx_counts = [int(_onsets(a, *ctx).sum() + _onsets(a, *ctx_after).sum()) for a in arrays]
     span_counts = [int(_onsets(a, *span).sum()) for a in arrays]
     if sum(ctx_counts) == 0:
         raise MidiError(f"no note starts in the context bars [{ctx_first}, {first_bar}) of {label}")
@@ -332,7 +344,8 @@ def continuation_quality(
     )
     drums = [a for t, a in zip(score.tracks, arrays) if t.is_drum]
     has_drums = any(n > 0 for t, n in zip(score.tracks, ctx_counts) if t.is_drum)
-    ctx_hist, new_hist = pitch_class_histogram(score, *ctx), pitch_class_histogram(score, *span)
+    ctx_hist = pitch_class_histogram(score, *ctx) + pitch_class_histogram(score, *ctx_after)
+    new_hist = pitch_class_histogram(score, *span)
     new_notes = pitched_notes(score, *span)
     sixteenth = max(1, score.ticks_per_quarter // 4)
     span_lines = lines[first_bar : last_bar + 1]
@@ -345,7 +358,10 @@ def continuation_quality(
         context_notes_per_bar=sum(ctx_counts) / ctx_bars,
         new_notes_per_bar=sum(span_counts) / span_bars,
         empty_bars=int((~_bars_with_onsets(arrays, span_lines)).sum()),
-        context_empty_bars=int((~_bars_with_onsets(arrays, lines[ctx_first : first_bar + 1])).sum()),
+        context_empty_bars=int(
+            (~_bars_with_onsets(arrays, lines[ctx_first : first_bar + 1])).sum()
+            + (~_bars_with_onsets(arrays, lines[last_bar : last_bar + after + 1])).sum()
+        ),
         context_has_drums=has_drums,
         drum_bar_share=float(_bars_with_onsets(drums, span_lines).mean()) if has_drums else None,
         key_cosine=cosine(ctx_hist, new_hist) if ctx_hist.any() else math.nan,
@@ -355,6 +371,7 @@ def continuation_quality(
         polyphony=polyphony(new_notes, sixteenth),
         in_register=register_share(score, arrays, span),
         tracks=tracks,
+        context_after_bars=after,
     )
     if prompt is not None:
         changed = tuple(changed_tracks(load_score(prompt), score))

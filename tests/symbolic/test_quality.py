@@ -154,6 +154,41 @@ def test_tritone_transposition_lowers_key_cosine(chorales, real_continuations):
     assert [m.density_ratio for m in moved] == [r.density_ratio for r in real_continuations]
 
 
+def test_an_infill_is_measured_against_the_music_on_both_sides(chorales):
+    """Bars 9-12 measured as an infill (``context_after=4``): the context's notes per bar count
+    the 4 bars before and the 4 after; the bars after moved by a tritone lower the two-sided key
+    cosine and leave the one-sided one as it was."""
+    long = [s for _, s in chorales if piece_bars(s) >= LAST + 4]
+    assert len(long) >= 20
+    drops = []
+    for score in long:
+        one = continuation_quality(score, FIRST, LAST)
+        both = continuation_quality(score, FIRST, LAST, context_after=4)
+        assert (one.context_after_bars, both.context_after_bars) == (0, 4)
+        lines = span_grid(score, LAST + 4).lines
+        onsets = [n.time for t in score.tracks for n in t.notes]
+        before = sum(lines[FIRST - 4] <= t < lines[FIRST] for t in onsets)
+        after = sum(lines[LAST] <= t < lines[LAST + 4] for t in onsets)
+        assert both.context_notes_per_bar == pytest.approx((before + after) / 8)
+        assert one.context_notes_per_bar == pytest.approx(before / 4)
+        assert both.new_notes_per_bar == one.new_notes_per_bar
+
+        def tritone(note, track):
+            note.pitch += 6
+
+        moved = edited(score, tritone, LAST, LAST + 4)
+        assert continuation_quality(moved, FIRST, LAST).key_cosine == pytest.approx(one.key_cosine)
+        drops.append(both.key_cosine - continuation_quality(moved, FIRST, LAST, context_after=4).key_cosine)
+    assert sum(d > 0 for d in drops) >= 0.9 * len(drops) and statistics.mean(drops) > 0.1
+    # at the end of a piece the context has only the bars there are
+    score = long[0]
+    end = piece_bars(score)
+    assert continuation_quality(score, end - 4, end, context_after=4).context_after_bars == 0
+    assert continuation_quality(score, end - 6, end - 2, context_after=4).context_after_bars == 2
+    with pytest.raises(ConfigError, match="context_after must be >= 0"):
+        continuation_quality(score, FIRST, LAST, context_after=-1)
+
+
 def test_a_voice_moved_out_of_its_register_is_measured(chorales, real_continuations):
     """Bach's own bars 9-12 keep (nearly) every voice in its register; the bass moved up two
     octaves in them takes its notes out (about a quarter of the span's notes)."""
