@@ -95,6 +95,26 @@ def mma_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mma_groove(tmp_path_factory):
+    """An MMA library groove rendered to MIDI by name, as ``notewave data mma`` renders it, e.g.
+    ``mma_groove("FolkBallad1SusPlus")`` (cached per session)."""
+    from notewave.symbolic.sources import mma as mma_module
+
+    if shutil.which("mma") is None or not mma_module.MMA_LIBRARY.is_dir():
+        pytest.skip("mma is not installed (apt-get install mma)")
+    folder = tmp_path_factory.mktemp("mma_grooves")
+
+    def render(name: str) -> Path:
+        path = folder / f"mma_{name}.mid"
+        if not path.is_file():
+            song, _ = mma_module.groove_song(name)
+            path.write_bytes(mma_module.render_song(song, folder / "cache", name))
+        return path
+
+    return render
+
+
+@pytest.fixture(scope="session")
 def music21_midi(tmp_path_factory):
     """A music21 corpus piece written as MIDI, by corpus name (cached per session), e.g.
     ``music21_midi("bach/bwv269")`` (3/4 with a one-beat pickup) or

@@ -131,6 +131,13 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             help="nats taken from closing a playing track's bar under 0.8 (generate: 0.5) of the "
             "notes it plays per bar in the bars around (default 8; 0: off)",
         )
+        p.add_argument(
+            "--lengths",
+            type=float,
+            default=None,
+            help="weight of the length guide toward the note lengths each track plays in the bars "
+            "around (default 1; 0: off)",
+        )
         add_range_margin_option(p)
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")
     p.add_argument("--png", type=Path, default=None, help="also draw a piano roll to this PNG file")
@@ -148,7 +155,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "progress": True,
-        **guide_options(args, ("key", "density")),
+        **guide_options(args, ("key", "density", "lengths")),
     }
 
 

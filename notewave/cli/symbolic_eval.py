@@ -30,7 +30,7 @@ def _eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         top_p=args.top_p,
-        guides=guide_options(args, ("key", "consonance", "density")),
+        guides=guide_options(args, ("key", "consonance", "density", "lengths")),
     )
     print(result.render(markdown=False), end="")
     write_reports(result, args.json, args.markdown)
@@ -77,6 +77,9 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--key", type=float, default=None, help="key guide weight of the edits (default: theirs)")
     e.add_argument(
         "--density", type=float, default=None, help="density guide of continue and infill (default: theirs)"
+    )
+    e.add_argument(
+        "--lengths", type=float, default=None, help="length guide of continue and infill (default: theirs)"
     )
     e.add_argument(
         "--consonance", type=float, default=None, help="consonance guide of accompany (default: its own)"

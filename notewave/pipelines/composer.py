@@ -93,7 +93,7 @@ class Composer:
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
         """Continue ``prompt`` by ``bars`` bars in its tracks, tempo and meter (options and errors:
         :func:`notewave.symbolic.compose.continue_midi`: style, instruments, prompt_bars, seed,
-        temperature, top_k, top_p, progress, keep_playing, key, density, range_margin). Returns
+        temperature, top_k, top_p, progress, keep_playing, key, density, lengths, range_margin). Returns
         prompt + continuation."""
         return compose.continue_midi(self.model, self.vocab, prompt, bars, **options)
 

@@ -25,6 +25,7 @@ from notewave.symbolic.density_guide import CONTINUE_SHARE, DensityGuide
 from notewave.symbolic.generate import continue_piece, fill_slots
 from notewave.symbolic.guide import ConsonanceGuide
 from notewave.symbolic.key_guide import KeyGuide
+from notewave.symbolic.length_guide import LengthGuide
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.parts import RANGE_MARGIN, Part, given_ranges, parse_instruments
 from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
@@ -49,6 +50,8 @@ KEY = 0.5
 #: pitch-class entropy against the real bars -0.15 bits without it, -0.06 at 8 (continuation, at
 #: half the notes of the prompt's last bars: 0.52/1.00 -> 0.70/1.08, entropy -0.27 -> -0.24).
 DENSITY = 8.0
+#: Default weight of the length guide of continue and infill (see :class:`LengthGuide`).
+LENGTHS = 1.0
 
 
 def sampling_for(seed: int | None, temperature: float, top_k: int | None, top_p: float | None) -> Sampling:
@@ -154,6 +157,7 @@ def continue_midi(
     key: float = KEY,
     density: float = DENSITY,
     range_margin: int | None = RANGE_MARGIN,
+    lengths: float = LENGTHS,
 ) -> Score:
     """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
 
@@ -166,7 +170,9 @@ def continue_midi(
     (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone). ``density``: strength of
     the density guide, which keeps a playing track from closing a new bar with fewer than half the
     notes it plays in the prompt's last bars
-    (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``range_margin``: a prompt
+    (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``lengths``: weight of the
+    length guide, which keeps each track's new note lengths near those it plays in the prompt's
+    last bars (:class:`~notewave.symbolic.length_guide.LengthGuide`; 0: off). ``range_margin``: a prompt
     track's new notes stay within this many semitones of the lowest and highest pitch it plays in
     the prompt (a grammar constraint, :func:`~notewave.symbolic.parts.given_ranges`; ``None``: the
     format's whole range). Same ``seed``, same output.
@@ -176,7 +182,7 @@ def continue_midi(
         TokenizerError: a meter without a token (e.g. 11/8), more than 16 tracks.
         ConditioningError: an unknown style or instrument.
         ConfigError: ``bars < 1``, ``prompt_bars < 1``, bad sampling settings, a negative ``key``,
-            ``density`` or ``range_margin``.
+            ``density``, ``lengths`` or ``range_margin``.
     """
     if bars < 1:
         raise ConfigError(f"bars must be >= 1, got {bars}")
@@ -186,6 +192,7 @@ def continue_midi(
     guides = [
         KeyGuide(vocab, key, until=piece.bars),
         DensityGuide(vocab, density, until=piece.bars, share=CONTINUE_SHARE),
+        LengthGuide(vocab, lengths, until=piece.bars),
     ]
     out = score.copy()
     tracks, ranges = _sounding_tracks(out), given_ranges(piece, margin=range_margin)
@@ -252,12 +259,14 @@ def infill_midi(
     keep_playing: bool = True,
     density: float = DENSITY,
     range_margin: int | None = RANGE_MARGIN,
+    lengths: float = LENGTHS,
 ) -> Score:
     """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``midi`` in ``tracks`` (track
     names; default all), from the music on both sides (MMM bar-fill). Notes starting outside
     the span, or in other tracks, are unchanged note for note. ``key``: weight of the key guide
     (the profile of the bars on both sides; see :func:`continue_midi`); ``density``: strength of
-    the density guide (the bars on both sides; see :func:`continue_midi`). With ``keep_playing`` a
+    the density guide and ``lengths`` the weight of the length guide (the bars on both sides; see
+    :func:`continue_midi`). With ``keep_playing`` a
     regenerated track that plays in the bar before the span and in the bar after it (or, for a
     span that ends the piece, in the bar before) plays in every bar of the span, drums included
     (a grammar constraint). ``range_margin``: as :func:`continue_midi`, from the track's notes
@@ -265,7 +274,7 @@ def infill_midi(
 
     Raises:
         ConfigError: a span of zero bars, reversed, or outside the piece; an unknown track name;
-            a negative ``key``, ``density`` or ``range_margin``.
+            a negative ``key``, ``density``, ``lengths`` or ``range_margin``.
         MidiError, TokenizerError, ConditioningError: as :func:`continue_midi`.
     """
     sampling = sampling_for(seed, temperature, top_k, top_p)
@@ -278,7 +287,11 @@ def infill_midi(
     chosen = track_indices(piece, tracks, midi_name(midi))
     model.eval()
     slots = span_slots(piece, first, last, chosen)
-    guides = [KeyGuide(vocab, key, skip=slots), DensityGuide(vocab, density, skip=slots)]
+    guides = [
+        KeyGuide(vocab, key, skip=slots),
+        DensityGuide(vocab, density, skip=slots),
+        LengthGuide(vocab, lengths, skip=slots),
+    ]
     playing = _playing_around(piece, first, last) if keep_playing else set()
     must_play = {(bar, t) for bar, t in slots if t in playing}
     ranges = given_ranges(piece, skip=slots, margin=range_margin)

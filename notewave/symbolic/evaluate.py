@@ -132,7 +132,7 @@ def run_edit(
         NotewaveError: the edit or the measure failed on this piece.
     """
     options = {"style": item.token, **options}
-    for name in ("density", "range_margin") if edit == "accompany" else ("consonance",):
+    for name in ("density", "lengths", "range_margin") if edit == "accompany" else ("consonance",):
         options.pop(name, None)  # the edits' own guides and bounds
     cut = compose.first_bars(item.score, prompt_bars + bars)
     if edit == "continue":
@@ -259,10 +259,12 @@ def check_settings(
         if name == "range_margin":
             if value is not None and (int(value) != value or value < 0):
                 raise ConfigError(f"range margin must be an integer >= 0 semitones (or None), got {value}")
-        elif name in ("key", "consonance", "density"):
+        elif name in ("key", "consonance", "density", "lengths"):
             check_strength(name, float(value) if value is not None else math.nan)
         else:
-            raise ConfigError(f"unknown guide {name!r}; known: key, consonance, density, range_margin")
+            raise ConfigError(
+                f"unknown guide {name!r}; known: key, consonance, density, lengths, range_margin"
+            )
     if split not in ("valid", "test"):
         raise ConfigError(f"split must be valid or test, got {split!r}")
     if min(pieces, prompt_bars, bars) < 1:
@@ -297,8 +299,9 @@ def evaluate_symbolic(
         edits: a subset of :data:`EDITS` (empty: NLL only).
         seed: sampling seed of the first piece (the i-th piece uses ``seed + i``).
         temperature, top_p: sampling settings.
-        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W}``, and
-            ``"range_margin"`` of continue and infill (semitones or None) (default: compose's).
+        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W,
+            "lengths": W}``, and ``"range_margin"`` of continue and infill (semitones or None)
+            (default: compose's).
 
     Raises:
         ConfigError: bad settings (see :func:`check_settings`) or sampling arguments.

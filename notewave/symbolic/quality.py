@@ -34,12 +34,8 @@ from symusic import Score, Track
 from notewave.core.midi import BarGrid, MidiLike, bar_grid, load_score, midi_name
 from notewave.errors import ConfigError, MidiError
 from notewave.symbolic.parts import RANGE_MARGIN
-from notewave.symbolic.stats import pitch_class_entropy, pitched_notes, polyphony
+from notewave.symbolic.stats import estimate_key, length_shift, pitch_class_entropy, pitched_notes, polyphony
 
-PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-#: Krumhansl & Kessler (1982) probe-tone profiles, tonic first.
-KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
-KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
 #: Default number of prompt bars before the span that a continuation is compared with.
 CONTEXT_BARS = 4
 
@@ -106,28 +102,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b) / norm if norm > 0 else 0.0
 
 
-def _standardised(rows: np.ndarray) -> np.ndarray:
-    centred = rows - rows.mean(axis=-1, keepdims=True)
-    return centred / np.linalg.norm(centred, axis=-1, keepdims=True)
-
-
-# The 24 key profiles (12 major, then 12 minor; tonic C, C#, ...), standardised for Pearson r.
-_KEY_PROFILES = _standardised(
-    np.array([np.roll(profile, tonic) for profile in (KK_MAJOR, KK_MINOR) for tonic in range(12)])
-)
-
-
-def estimate_key(histogram: np.ndarray) -> str | None:
-    """Krumhansl-Kessler key of a pitch-class histogram: the one of the 24 major/minor profiles
-    with the highest Pearson correlation, as e.g. ``"Eb major"``; None for a flat (e.g. empty)
-    histogram."""
-    histogram = np.asarray(histogram, dtype=float)
-    if np.ptp(histogram) == 0:
-        return None
-    best = int(np.argmax(_KEY_PROFILES @ _standardised(histogram)))
-    return f"{PITCH_NAMES[best % 12]} {'major' if best < 12 else 'minor'}"
-
-
 @dataclass(frozen=True)
 class TrackContinuation:
     """One output track over the context bars and the span (notes per bar are onsets / bars)."""
@@ -187,6 +161,9 @@ class ContinuationQuality:
     tracks: tuple[TrackContinuation, ...] = field(default=())
     #: Bars after the span that are part of the context (an infill's right side; 0: none).
     context_after_bars: int = 0
+    #: How far the span's note lengths are from each pitched track's own in the context, in
+    #: octaves (:func:`~notewave.symbolic.stats.length_shift`); NaN when no track has both.
+    length_shift: float = math.nan
 
     @property
     def bars(self) -> int:
@@ -372,6 +349,14 @@ def continuation_quality(
         in_register=register_share(score, arrays, span),
         tracks=tracks,
         context_after_bars=after,
+        length_shift=length_shift(
+            [a["duration"][_onsets(a, *span)] for t, a in zip(score.tracks, arrays) if not t.is_drum],
+            [
+                a["duration"][_onsets(a, *ctx) | _onsets(a, *ctx_after)]
+                for t, a in zip(score.tracks, arrays)
+                if not t.is_drum
+            ],
+        ),
     )
     if prompt is not None:
         changed = tuple(changed_tracks(load_score(prompt), score))

@@ -50,6 +50,9 @@ class StyleSummary:
     #: sounding 16th), over pieces with a reference.
     entropy_delta: float | None
     polyphony_delta: float | None
+    #: Mean over pieces of how far the new notes' lengths are from their track's own in the
+    #: context (octaves, ``length_shift``; a track's median length, 0: as around).
+    length_shift: float | None
     #: Mean share of new pitched notes inside their track's register (``in_register``).
     in_register: float | None
     #: Share of pieces (given a prompt) that kept every prompt track.
@@ -92,6 +95,7 @@ def _row(
         polyphony_delta=_mean(
             [q.polyphony - q.reference_polyphony for q in cont if q.reference_polyphony is not None]
         ),
+        length_shift=_mean([q.length_shift for q in cont]),
         in_register=_mean([q.in_register for q in cont]),
         tracks_kept=_share([q.tracks_kept for q in cont]),
         consonance_share=sum(a.consonant_beats for a in acc) / beats if beats else None,
@@ -169,6 +173,7 @@ _HEADERS = {
     "key_agreement": "same key",
     "entropy_delta": "Δ entropy (bits)",
     "polyphony_delta": "Δ polyphony",
+    "length_shift": "length shift (oct.)",
     "in_register": "in register",
     "tracks_kept": "tracks kept",
     "consonance_share": "consonance",

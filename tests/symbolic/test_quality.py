@@ -18,13 +18,9 @@ from symusic import Score
 from notewave.core.midi import load_score
 from notewave.errors import ConfigError, MidiError
 from notewave.symbolic.quality import (
-    KK_MAJOR,
-    KK_MINOR,
-    PITCH_NAMES,
     ContinuationQuality,
     beat_length,
     continuation_quality,
-    estimate_key,
     piece_bars,
     pitch_class_histogram,
     span_grid,
@@ -36,6 +32,7 @@ from notewave.symbolic.quality_accompaniment import (
 )
 from notewave.symbolic.quality_report import check_targets, render_table, render_targets, summarise
 from notewave.symbolic.sources import FREEDOOM_WADS
+from notewave.symbolic.stats import KK_MAJOR, KK_MINOR, PITCH_NAMES, estimate_key
 
 FIRST, LAST = 8, 12  # the held-out bars 9-12; the context is bars 5-8
 LOWER_VOICES = ("Alto", "Tenor", "Bass")
@@ -187,6 +184,22 @@ def test_an_infill_is_measured_against_the_music_on_both_sides(chorales):
     assert continuation_quality(score, end - 6, end - 2, context_after=4).context_after_bars == 2
     with pytest.raises(ConfigError, match="context_after must be >= 0"):
         continuation_quality(score, FIRST, LAST, context_after=-1)
+
+
+def test_notes_held_four_times_as_long_shift_the_lengths_by_two_octaves(chorales, real_continuations):
+    """Bach's own bars 9-12 keep each voice's note lengths (mean shift under half an octave);
+    the same bars with every note four times as long are two octaves off, less what the real
+    bars already differed by, in every chorale."""
+
+    def longer(note, track):
+        note.duration *= 4
+
+    real = [q.length_shift for q in real_continuations]
+    assert statistics.mean(real) < 0.5 and statistics.median(real) < 0.5
+    for (_, score), shift in zip(chorales, real):
+        moved = continuation_quality(edited(score, longer), FIRST, LAST).length_shift
+        assert 2 - shift - 1e-9 <= moved <= 2 + shift + 1e-9
+    assert summarise(real_continuations)[0].length_shift == pytest.approx(statistics.mean(real))
 
 
 def test_a_voice_moved_out_of_its_register_is_measured(chorales, real_continuations):
