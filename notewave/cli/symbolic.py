@@ -136,7 +136,7 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             type=float,
             default=None,
             help="weight of the length guide toward the note lengths each track plays in the bars "
-            "around (default 1; 0: off)",
+            "around (default 1.5; 0: off)",
         )
         add_range_margin_option(p)
     p.add_argument("--wav", type=Path, default=None, help="also render the result to this WAV file")

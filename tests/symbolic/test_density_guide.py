@@ -157,9 +157,10 @@ def test_cli_density_option_and_its_bad_value(tiny_checkpoint, mma_dir, tmp_path
 
 def test_the_shipped_composer_infills_a_held_out_rock_piece_densely(composer_model, freedoom_piece):
     """Freedoom's E3M3 (test split: guitars, bass, drums), bars 5-8 infilled: without the guide
-    the composer leaves some playing slots with a seventh of the notes their track plays around
-    them; with the default guide every playing slot holds at least half of them, and all but one
-    at least the share (the guide is soft: the model may still close a bar it is sure of)."""
+    the composer leaves most of its playing slots under the share of the notes their track plays
+    around them (8 of 12, the emptiest at 0.45 of them; a seventh before the length guide); with
+    the default guide every playing slot holds at least half of them, and all but one at least
+    the share (the guide is soft: the model may still close a bar it is sure of)."""
     score = first_bars(load_score(freedoom_piece("freedoom1_D_E3M3")), 12)
     piece = piece_from_score(score)
     slots = span_slots(piece, 5, 8, range(piece.tracks))
@@ -177,5 +178,5 @@ def test_the_shipped_composer_infills_a_held_out_rock_piece_densely(composer_mod
 
     plain, guided = ratios(0.0), ratios(None)
     assert len(guided) >= 8  # at least two tracks play in each of the 4 bars
-    assert min(plain) < 0.3, plain
+    assert min(plain) < 0.6 and sum(r < DENSITY_SHARE for r in plain) >= len(plain) / 3, plain
     assert min(guided) >= 0.5 and sum(r < DENSITY_SHARE for r in guided) <= 1, guided
