@@ -28,7 +28,7 @@ from notewave.symbolic.key_guide import KeyGuide
 from notewave.symbolic.length_guide import LengthGuide
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.parts import RANGE_MARGIN, Part, given_ranges, parse_instruments
-from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes
+from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes, token_grid
 from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
 
 #: Default consonance guidance of ``accompany`` in nats (see :class:`ConsonanceGuide`).
@@ -186,7 +186,7 @@ def continue_midi(
 
     Raises:
         MidiError: unreadable, empty, drum-only prompt.
-        TokenizerError: a meter without a token (e.g. 11/8), more than 16 tracks.
+        TokenizerError: a meter no token bars can write (e.g. 7/16), more than 16 tracks.
         ConditioningError: an unknown style or instrument.
         ConfigError: ``bars < 1``, ``prompt_bars < 1``, bad sampling settings, a negative ``key``,
             ``density``, ``lengths`` or ``range_margin``.
@@ -209,10 +209,21 @@ def continue_midi(
         tracks, added = _with_new_tracks(out, piece, parts, midi_name(prompt))
         ranges.update(added)
     model.eval()
+    grid = token_grid(bar_grid(score).extended(bars))[0]  # a 10/4 bar is written as two of 5/4
+    new_meters = grid.meters[piece.bars :]
     result = continue_piece(
-        model, vocab, piece, bars, sampling, style, progress, keep_playing, ranges, guides
+        model,
+        vocab,
+        piece,
+        len(new_meters),
+        sampling,
+        style,
+        progress,
+        keep_playing,
+        ranges,
+        guides,
+        new_meters,
     )
-    grid = bar_grid(score).extended(bars)
     _add_notes(out, tracks, result.notes[result.notes[:, BAR] >= piece.bars], grid)
     return end_at(out, int(grid.lines[-1]))  # new bars that rest still count
 
@@ -286,11 +297,13 @@ def infill_midi(
     """
     sampling = sampling_for(seed, temperature, top_k, top_p)
     score, piece = read_piece(vocab, midi, style)
+    grid, starts = token_grid(bar_grid(score))
     first, last = (int(b) for b in bars)
-    if first < 1 or last < first or last > piece.bars:
+    if first < 1 or last < first or last > len(starts) - 1:
         raise ConfigError(
-            f"infill span {first}-{last} is not inside {midi_name(midi)}, which has bars 1-{piece.bars}"
+            f"infill span {first}-{last} is not inside {midi_name(midi)}, which has bars 1-{len(starts) - 1}"
         )
+    first, last = int(starts[first - 1]) + 1, int(starts[last])  # the span in token bars
     chosen = track_indices(piece, tracks, midi_name(midi))
     model.eval()
     slots = span_slots(piece, first, last, chosen)
@@ -303,7 +316,6 @@ def infill_midi(
     must_play = {(bar, t) for bar, t in slots if t in playing}
     ranges = given_ranges(piece, skip=slots, margin=range_margin)
     result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges, guides, must_play)
-    grid = bar_grid(score)
     # Half a position before each bar line: notes that quantize onto a bar line belong to its bar.
     half = score.ticks_per_quarter / (2 * POSITIONS_PER_QUARTER)
     start, stop = int(grid.lines[first - 1]), int(grid.lines[last])
@@ -362,6 +374,6 @@ def accompany_midi(
     given = set(piece.notes[piece.notes[:, TRACK] < before, BAR].tolist())  # bars the given parts play
     must_play = {(bar, t) for bar, t in slots if bar in given}
     result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges, guides, must_play)
-    grid = bar_grid(score)
+    grid = token_grid(bar_grid(score))[0]
     _add_notes(out, tracks, result.notes[result.notes[:, TRACK] >= before], grid)
     return end_at(out, int(grid.lines[-1]))

@@ -18,8 +18,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from notewave.errors import ConfigError
 from notewave.symbolic.decode import Decoder, Sampling
-from notewave.symbolic.grammar import Grammar
+from notewave.symbolic.grammar import Grammar, State
 from notewave.symbolic.guide import Guide, combine
 from notewave.symbolic.layout import bar_ids, header_ids, parse_ids, piece_ids
 from notewave.symbolic.model import MidiLM
@@ -60,8 +61,11 @@ def continue_piece(
     keep_playing: bool = True,
     ranges: Mapping[int, tuple[int, int]] | None = None,
     guides: Sequence[Guide] = (),
+    meters: Sequence[tuple[int, int]] | None = None,
 ) -> Piece:
-    """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks.
+    """``piece`` followed by ``bars`` new bars in its last meter and tempo, in its tracks
+    (``meters``: the meter of each new bar instead; a ``TimeSig`` token opens a new bar whose
+    meter's token differs from the bar before, as in the token layout).
 
     ``keep_playing``: every track with a note in the piece's last bar plays (at least one onset)
     in every new bar (a grammar constraint; the model chooses what). ``ranges``: pitch bounds of
@@ -72,14 +76,17 @@ def continue_piece(
     Raises:
         ConditioningError: an unknown style.
     """
-    meter, tempo = piece.meters[-1], float(piece.tempos[-1])
+    tempo = float(piece.tempos[-1])
+    new_meters = list(meters) if meters is not None else [piece.meters[-1]] * bars
+    if len(new_meters) != bars:
+        raise ConfigError(f"{len(new_meters)} meters for {bars} new bars")
+    meter = new_meters[0]
     active = np.unique(piece.bar_notes(piece.bars - 1)[:, TRACK]) if keep_playing else []
     grammar = Grammar(vocab, piece.programs, active=active, ranges=ranges)
     history = _bar_tokens(vocab, piece)
     new: list[list[int]] = []
     decoder = Decoder(model, grammar, sampling)
-    current: list[int] = [vocab.bar_id]  # the bar being written, from its Bar token
-    state = grammar.bar_state(meter)
+    current, state = _bar_opening(vocab, grammar, meter, piece.meters[-1])  # from its Bar token
     limit = 64 * model.context
     bar = tqdm(total=bars, desc="continue (bars)", disable=not progress)
     so_far = piece  # the piece and the bars written so far (the guides read it; returned at the end)
@@ -87,7 +94,7 @@ def continue_piece(
         all_bars = history + new
         header = header_ids(vocab, piece.programs, meter, tempo, style)
         first, _ = _window(header, all_bars, model.context // 2)
-        meters = list(piece.meters) + [meter] * len(new)
+        meters = list(piece.meters) + new_meters[: len(new)]
         tempos = list(piece.tempos) + [tempo] * len(new)
         header = header_ids(vocab, piece.programs, meters[first], float(tempos[first]), style)
         _, context = _window(header, all_bars, model.context // 2)
@@ -108,14 +115,28 @@ def continue_piece(
             new.append(current)
             so_far = _with_bar(vocab, so_far, current, meter, tempo)
             bar.update(1)
-            current = [vocab.bar_id]
-            state = grammar.bar_state(meter)
-            if len(new) < bars and decoder.room > 1:
-                decoder.feed(vocab.bar_id)
+            if len(new) == bars:
+                break
+            previous, meter = meter, new_meters[len(new)]
+            current, state = _bar_opening(vocab, grammar, meter, previous)
+            if decoder.room > len(current):
+                for token in current:
+                    decoder.feed(token)
             else:
                 break
     bar.close()
     return Piece(list(so_far.programs), list(so_far.meters), so_far.tempos, so_far.notes, list(so_far.names))
+
+
+def _bar_opening(
+    vocab: Vocab, grammar: Grammar, meter: tuple[int, int], previous: tuple[int, int]
+) -> tuple[list[int], State]:
+    """The tokens that open a new bar in ``meter`` after a bar in ``previous`` (``Bar``, and its
+    ``TimeSig`` where the token differs) and the grammar state after them."""
+    state = grammar.bar_state(meter)
+    if vocab.meter_id(*meter) == vocab.meter_id(*previous):
+        return [vocab.bar_id], state
+    return [vocab.bar_id, vocab.meter_id(*meter)], grammar.follow(state, vocab.meter_id(*meter))
 
 
 def _with_bar(vocab: Vocab, piece: Piece, ids: list[int], meter: tuple[int, int], tempo: float) -> Piece:

@@ -25,8 +25,8 @@ from notewave.symbolic.vocab import (
     bar_positions,
     bin_velocity,
     duration_bin,
+    meter_parts,
     supported_meters,
-    token_meter,
     velocity_bin,
 )
 
@@ -90,16 +90,40 @@ class Piece:
 
 
 def check_meters(score: Score, name: str = "the score") -> None:
-    """Raise :class:`TokenizerError` when ``score`` holds a meter without a ``TimeSig`` token.
+    """Raise :class:`TokenizerError` when ``score`` holds a meter its bars cannot be written in
+    (:func:`~notewave.symbolic.vocab.meter_parts`: 1/8, 3/16 ...).
 
     The message names the meter, its tick and the supported meters.
     """
     for ts in score.time_signatures:
-        if token_meter(ts.numerator, ts.denominator) is None:
+        if meter_parts(ts.numerator, ts.denominator) is None:
             raise TokenizerError(
                 f"{name}: time signature {ts.numerator}/{ts.denominator} (at tick {ts.time}) is not one "
                 f"the tokenizer knows; {supported_meters()}"
             )
+
+
+def token_grid(grid: BarGrid) -> tuple[BarGrid, np.ndarray]:
+    """``grid`` with each bar split into the bars its meter is written in as tokens
+    (:func:`~notewave.symbolic.vocab.meter_parts`: a 10/4 bar as two of 5/4, 11/8 as 6/8 + 5/8;
+    a bar with a token stays as it is), and int64 ``[B + 1]``: the token bar at each bar line
+    of ``grid`` (``grid`` bar ``b`` is token bars ``starts[b] .. starts[b + 1] - 1``).
+
+    Raises:
+        TokenizerError: a meter no bars of :data:`~notewave.symbolic.vocab.METERS` can write.
+    """
+    lines, meters, starts = [int(grid.lines[0])], [], [0]
+    for bar, meter in enumerate(grid.meters):
+        parts = meter_parts(*meter)
+        if parts is None:
+            raise TokenizerError(f"time signature {meter[0]}/{meter[1]} has no token; {supported_meters()}")
+        end = int(grid.lines[bar + 1])
+        for part in parts[:-1]:
+            lines.append(lines[-1] + grid.ticks_per_quarter * 4 * part[0] // part[1])
+        lines.append(end)  # the last part ends on the bar line itself
+        meters += parts
+        starts.append(len(meters))
+    return BarGrid(np.asarray(lines, dtype=np.int64), meters, grid.ticks_per_quarter), np.asarray(starts)
 
 
 def tempo_per_bar(score: Score, grid: BarGrid) -> np.ndarray:
@@ -123,7 +147,9 @@ def piece_from_score(
     Args:
         score: the piece (tracks without notes are ignored).
         name: how messages name it.
-        grid: bar grid to use (default: :func:`notewave.core.midi.bar_grid` of the score).
+        grid: bar grid to use (default: the :func:`token_grid` of the score's
+            :func:`~notewave.core.midi.bar_grid`: a bar whose meter has no token split into the
+            bars it is written in).
         keep_tracks: ``"error"`` raises when the score has more than 16 tracks with notes;
             ``"largest"`` keeps the 16 with the most notes (in their order).
 
@@ -139,7 +165,7 @@ def piece_from_score(
             )
         largest = sorted(range(len(tracks)), key=lambda i: -len(tracks[i].notes))[:MAX_TRACKS]
         tracks = [tracks[i] for i in sorted(largest)]
-    grid = grid or bar_grid(score)
+    grid = grid or token_grid(bar_grid(score))[0]
     tpq = score.ticks_per_quarter
     lengths = np.asarray([bar_positions(n, d) for n, d in grid.meters])
     rows = []

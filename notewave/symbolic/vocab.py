@@ -110,6 +110,41 @@ def _compound(numerator: int, denominator: int) -> bool:
     return numerator % 3 == 0 and numerator > 3
 
 
+def meter_parts(numerator: int, denominator: int) -> tuple[tuple[int, int], ...] | None:
+    """The meters in which one n/d bar is written as tokens, in order; ``None`` when none can.
+
+    A meter with a ``TimeSig`` token or a twin of the same bar length (:func:`token_meter`) is
+    one part, itself. Any other bar is written as 2-4 bars of :data:`METERS` that fill it exactly:
+    equal parts in its own denominator where they exist (10/4 -> 5/4 + 5/4, 6/2 -> 3/2 + 3/2,
+    9/4 -> 3/4 x 3, 15/8 -> 5/8 x 3), else equal parts of another meter (3/1 -> 6/4 + 6/4), else
+    the two most even unequal parts (11/8 -> 6/8 + 5/8, 13/8 -> 7/8 + 6/8). Bars shorter than
+    any token's (1/8, 3/16) or off the 12-per-quarter grid have none. The score keeps its own
+    time signature and bar numbers; only the model reads the parts.
+    """
+    if token_meter(numerator, denominator) is not None:
+        return ((numerator, denominator),)
+    if numerator < 1 or denominator < 1 or (numerator * 4 * POSITIONS_PER_QUARTER) % denominator:
+        return None
+    length = bar_positions(numerator, denominator)
+    for k in (2, 3, 4):
+        if numerator % k == 0 and (numerator // k, denominator) in METERS:
+            return ((numerator // k, denominator),) * k
+    for k in (2, 3, 4):
+        if length % k == 0 and (part := _meter_of_length(length // k, denominator)) is not None:
+            return (part,) * k
+    for longer in range((length + 1) // 2, length):  # the most even split first
+        first, second = _meter_of_length(longer, denominator), _meter_of_length(length - longer, denominator)
+        if first is not None and second is not None:
+            return first, second
+    return None
+
+
+def _meter_of_length(positions: int, denominator: int) -> tuple[int, int] | None:
+    """A meter of :data:`METERS` ``positions`` long, in ``denominator`` where one is."""
+    found = [m for m in METERS if bar_positions(*m) == positions]
+    return next((m for m in found if m[1] == denominator), found[0] if found else None)
+
+
 def velocity_bin(velocity: int | np.ndarray) -> int | np.ndarray:
     """MIDI velocity 1..127 -> bin 0..15."""
     return np.clip(np.asarray(velocity) // 8, 0, VELOCITY_BINS - 1)

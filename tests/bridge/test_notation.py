@@ -189,7 +189,12 @@ def test_composer_edits_import_with_their_parts_meter_and_bars(tiny_model, jsb_t
     del melody.tracks[1:]
     waltz = first_bars(symusic.Score(str(chorale)), 3)
     waltz.time_signatures = [TimeSignature(0, 3, 4)]  # a real chorale's notes on 3/4 bar lines
+    long_bars, odd = first_bars(symusic.Score(str(chorale)), 3), first_bars(symusic.Score(str(other)), 3)
+    long_bars.time_signatures = [TimeSignature(0, 10, 4)]  # the model writes 5/4 + 5/4 bars
+    odd.time_signatures = [TimeSignature(0, 11, 8)]  # the model writes 6/8 + 5/8 bars
     edits = {
+        "continued_10_4": (tiny_model.continue_midi(long_bars, bars=1, seed=0), SATB, (10, 4), 3),
+        "continued_11_8": (tiny_model.continue_midi(odd, bars=2, seed=0), SATB, (11, 8), 5),
         "continued": (tiny_model.continue_midi(chorale, bars=3, prompt_bars=4, seed=0), SATB, (4, 4), 7),
         "continued_waltz": (tiny_model.continue_midi(waltz, bars=2, seed=1), SATB, (3, 4), 6),
         "with_bass": (

@@ -383,10 +383,11 @@ def _silent(tmp_path):
     return path
 
 
-def _eleven_eight(tmp_path, chorale):
+def _seven_sixteen(tmp_path, chorale):
+    """The chorale in 7/16: a bar of 21 positions no bars of the token meters fill."""
     score = load_score(chorale)
-    score.time_signatures = [TimeSignature(0, 11, 8)]
-    path = tmp_path / "eleven_eight.mid"
+    score.time_signatures = [TimeSignature(0, 7, 16)]
+    path = tmp_path / "seven_sixteen.mid"
     score.dump_midi(str(path))
     return path
 
@@ -420,8 +421,8 @@ def test_api_errors(tiny_model, jsb_test_files, freedoom_piece, tmp_path):
         tiny_model.accompany(_out_of_range(tmp_path), "bass")
     with pytest.raises(MidiError, match="silent.mid has no notes"):
         tiny_model.infill(_silent(tmp_path), (1, 1))
-    with pytest.raises(TokenizerError, match=r"eleven_eight.mid: time signature 11/8 .*supported: 1/4"):
-        tiny_model.continue_midi(_eleven_eight(tmp_path, chorale), bars=1)
+    with pytest.raises(TokenizerError, match=r"seven_sixteen.mid: time signature 7/16 .*supported: 1/4"):
+        tiny_model.continue_midi(_seven_sixteen(tmp_path, chorale), bars=1)
     with pytest.raises(ConfigError, match="bars must be >= 1"):
         tiny_model.continue_midi(chorale, bars=0)
     with pytest.raises(ConfigError, match="prompt_bars must be >= 1"):
@@ -430,15 +431,50 @@ def test_api_errors(tiny_model, jsb_test_files, freedoom_piece, tmp_path):
         tiny_model.continue_midi(chorale, bars=1, temperature=0)
 
 
-def test_prompt_with_a_meter_change_only_where_it_is_used(tiny_model, freedoom_piece):
-    """Freedoom's D_ULTIMA goes 5/4, 7/4, 3/4, ... 10/4 (bar 9): its first bars continue in their meter;
-    the whole piece is refused by its 10/4."""
+def test_a_piece_with_10_4_bars_is_continued_and_infilled_on_its_own_grid(tiny_model, freedoom_piece):
+    """Freedoom's D_ULTIMA goes 5/4, 5/4, 7/4, 3/4, ... 10/4 (bar 9): the model writes a 10/4 bar as two
+    of 5/4; the output keeps the score's meters, bar lines and notes outside the edit."""
     path = freedoom_piece("freedoom2_D_ULTIMA")
+    score = load_score(path)
     out = tiny_model.continue_midi(path, bars=1, prompt_bars=2, seed=0)
+    assert bar_grid(out).meters == [(5, 4)] * 3 and [(s.time, s.numerator) for s in out.time_signatures] == [
+        (0, 5)
+    ]
+    prompt = first_bars(score, 9)  # ends on the 10/4 bar: the new bars are 10/4 too
+    out = tiny_model.continue_midi(prompt, bars=2, seed=0)
+    grid, real = bar_grid(out), bar_grid(prompt)
+    assert grid.meters == real.meters + [(10, 4)] * 2 and list(grid.lines[: real.bars + 1]) == list(
+        real.lines
+    )
+    assert [n for n in notes_of(out) if n[1] < real.lines[-1]] == notes_of(prompt)
+    for bar in (real.bars, real.bars + 1):  # both halves of each new 10/4 bar are written
+        for half in range(2):
+            start = grid.lines[bar] + half * (grid.lines[bar + 1] - grid.lines[bar]) // 2
+            assert any(start <= t < start + 5 * out.ticks_per_quarter for _, t, _, _, _ in notes_of(out))
+    cut = first_bars(score, 12)
+    filled = tiny_model.infill(cut, (9, 10), seed=0)  # the 10/4 bar and the 7/4 after it
+    lines = bar_grid(cut).lines
+    outside = [n for n in notes_of(cut) if not lines[8] <= n[1] < lines[10]]
+    assert [n for n in notes_of(filled) if not lines[8] <= n[1] < lines[10]] == outside
+    assert any(lines[8] + 5 * cut.ticks_per_quarter <= n[1] < lines[9] for n in notes_of(filled))
+    assert bar_grid(filled).meters == bar_grid(cut).meters
+
+
+def test_an_eleven_eight_chorale_continues_in_six_plus_five(tiny_model, jsb_test_files, tmp_path):
+    """A chorale written in 11/8 (bars of 6/8 + 5/8 for the model) continued by 2 bars: its meter and
+    bar lines, new notes in both parts of every new bar."""
+    path = _retimed(tmp_path, jsb_test_files[1], 11, 8)
+    prompt = first_bars(load_score(path), 4)
+    out = tiny_model.continue_midi(prompt, bars=2, seed=0)
     grid = bar_grid(out)
-    assert grid.meters == [(5, 4)] * 3 and [(s.time, s.numerator) for s in out.time_signatures] == [(0, 5)]
-    with pytest.raises(TokenizerError, match="time signature 10/4"):
-        tiny_model.continue_midi(path, bars=1)
+    assert grid.meters == [(11, 8)] * 6 and [(s.numerator, s.denominator) for s in out.time_signatures] == [
+        (11, 8)
+    ]
+    tpq = out.ticks_per_quarter
+    for bar in (4, 5):
+        six_eight = grid.lines[bar] + 3 * tpq
+        assert any(grid.lines[bar] <= t < six_eight for _, t, _, _, _ in notes_of(out))
+        assert any(six_eight <= t < grid.lines[bar + 1] for _, t, _, _, _ in notes_of(out))
 
 
 def test_prompt_bars_follow_the_scores_own_bar_lines(freedoom_piece):
@@ -517,7 +553,7 @@ def test_cli_bad_inputs_give_one_line_errors_and_no_output(
         (["generate", "--prompt", str(empty), *ckpt], "MIDI file is empty"),
         (["generate", "--prompt", str(corrupt), *ckpt], "corrupt.mid is not a readable MIDI file"),
         (["generate", "--prompt", str(tmp_path / "missing.mid"), *ckpt], "MIDI file not found"),
-        (["generate", "--prompt", str(_eleven_eight(tmp_path, chorale)), *ckpt], "11/8"),
+        (["generate", "--prompt", str(_seven_sixteen(tmp_path, chorale)), *ckpt], "7/16"),
         (
             ["generate", "--prompt", chorale, "--checkpoint", str(tmp_path / "nope")],
             "checkpoint folder not found",

@@ -1,5 +1,5 @@
 """The multitrack token format (notewave.symbolic.vocab, piece, layout) on real MIDI: the shipped JSB
-test chorales, Freedoom's game music (16 tracks, drums, 3/4, 6/8, meter changes and a 10/4 bar),
+test chorales, Freedoom's game music (16 tracks, drums, 3/4, 6/8, meter changes and 10/4 bars),
 music21 corpus pieces in 3/4 and 6/8 with pickups."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from notewave.core.midi import bar_grid, load_score
 from notewave.errors import ConditioningError, TokenizerError
 from notewave.paths import DATA_DIR
 from notewave.symbolic.layout import header_ids, parse_ids, piece_ids
-from notewave.symbolic.piece import BAR, PITCH, POS, TRACK, piece_from_score, place_notes
+from notewave.symbolic.piece import BAR, PITCH, POS, TRACK, piece_from_score, place_notes, token_grid
 from notewave.symbolic.vocab import (
     DRUMS,
     DURATIONS,
@@ -254,21 +254,79 @@ def test_meter_changes_are_tokens_in_their_bars(freedoom_piece):
     assert late.meters == [(7, 4), (7, 4)]
 
 
-def test_unknown_meters_are_refused_by_name(freedoom_piece, jsb_test_files):
+def test_bars_longer_than_any_token_are_written_as_two(freedoom_piece):
+    """Freedoom's D_ULTIMA (5/4, 7/4, 3/4, 10/4, 8/4 ...): each 10/4 bar is two 5/4 token bars, the
+    8/4 bars borrow 4/2; the notes come back onto the score's own grid exactly."""
+    score = load_score(freedoom_piece("freedoom2_D_ULTIMA"))
+    grid = bar_grid(score)
+    tokens, starts = token_grid(grid)
+    assert grid.meters.count((10, 4)) == 3 and tokens.bars == grid.bars + 3
+    for bar, meter in enumerate(grid.meters):
+        parts = tokens.meters[starts[bar] : starts[bar + 1]]
+        assert parts == ([(5, 4), (5, 4)] if meter == (10, 4) else [meter])
+        assert (
+            tokens.lines[starts[bar]] == grid.lines[bar]
+            and tokens.lines[starts[bar + 1]] == grid.lines[bar + 1]
+        )
+    piece = piece_from_score(score)
+    assert piece.bars == tokens.bars and piece.meters == tokens.meters
+    first = grid.meters.index((10, 4))
+    ids = piece_ids(VOCAB, piece, start=starts[first] - 1, stop=starts[first + 1] + 1)
+    opening = [names(ids)[i + 1] for i, t in enumerate(names(ids)) if t == "Bar"]
+    assert opening == ["Track_0", "TimeSig_5/4", "Track_0", "TimeSig_7/4"]  # 3/4, 5/4 + 5/4, 7/4
+    parsed = parse_ids(VOCAB, piece_ids(VOCAB, piece))
+    assert np.array_equal(parsed.notes, piece.notes)
+    assert parsed.meters == [(4, 2) if m == (8, 4) else m for m in piece.meters]  # 8/4 reads as its twin
+    placed = place_notes(piece.notes, tokens)  # every onset back where it was (already on the grid)
+    assert {n.time for notes in placed.values() for n in notes} == {
+        n.time for t in score.tracks for n in t.notes
+    }
+
+
+def test_meters_no_bars_can_write_are_refused_by_name(jsb_test_files):
+    score = load_score(jsb_test_files[0])
+    score.time_signatures = [TimeSignature(0, 4, 4), TimeSignature(1920, 7, 16)]
     with pytest.raises(TokenizerError) as info:
-        piece_from_score(load_score(freedoom_piece("freedoom2_D_ULTIMA")), "D_ULTIMA.mid")
+        piece_from_score(score, "chorale.mid")
     message = str(info.value)
-    assert "D_ULTIMA.mid: time signature 10/4 (at tick 19200)" in message and "\n" not in message
+    assert "chorale.mid: time signature 7/16 (at tick 1920)" in message and "\n" not in message
     assert (
         "supported: 1/4, 2/4, 3/4, 4/4, 5/4, 6/4, 7/4, 2/2, 3/2, 4/2, 3/8, 5/8, 6/8, 7/8, 9/8, 12/8 "
         "and any meter of the same bar length as one of them (4/8 as 2/4)" in message
     )
-    score = load_score(jsb_test_files[0])
-    score.time_signatures = [TimeSignature(0, 11, 8)]
-    with pytest.raises(TokenizerError, match=r"chorale: time signature 11/8 \(at tick 0\).*supported: 1/4"):
+    score.time_signatures = [TimeSignature(0, 1, 8)]
+    with pytest.raises(TokenizerError, match=r"chorale: time signature 1/8 \(at tick 0\).*supported: 1/4"):
         piece_from_score(score, "chorale")
     with pytest.raises(TokenizerError, match="11/8 has no token; supported: 1/4"):
-        VOCAB.meter_id(11, 8)
+        VOCAB.meter_id(11, 8)  # one token per bar: a split bar's parts have theirs
+
+
+@pytest.mark.parametrize(
+    ("meter", "parts"),
+    [
+        ((10, 4), [(5, 4)] * 2),
+        ((6, 2), [(3, 2)] * 2),
+        ((9, 4), [(3, 4)] * 3),
+        ((15, 8), [(5, 8)] * 3),
+        ((4, 1), [(4, 2)] * 2),
+        ((11, 8), [(6, 8), (5, 8)]),
+        ((13, 8), [(7, 8), (6, 8)]),
+    ],
+)
+def test_a_chorale_in_a_long_or_odd_meter_round_trips(jsb_test_files, meter, parts):
+    score = load_score(jsb_test_files[4])
+    score.time_signatures = [TimeSignature(0, *meter)]
+    grid = bar_grid(score)
+    tokens, starts = token_grid(grid)
+    assert tokens.meters == parts * grid.bars and list(starts) == list(range(0, tokens.bars + 1, len(parts)))
+    assert all(
+        tokens.lines[starts[b] + i + 1] - tokens.lines[starts[b] + i] == 480 * 4 * n // d
+        for b in range(grid.bars)
+        for i, (n, d) in enumerate(parts)
+    )
+    piece = piece_from_score(score)
+    assert placed_ticks(place_notes(piece.notes, tokens)) == expected_ticks(score)
+    assert parse_ids(VOCAB, piece_ids(VOCAB, piece)).meters == piece.meters
 
 
 @pytest.mark.parametrize(
@@ -367,4 +425,4 @@ def test_header_lists_meter_tempo_and_instruments():
     assert names(ids) == ["BOS", "Style_jazz", "TimeSig_6/8", "Tempo_133", "Program_0", "Drums", "Program_33"]
     assert names(header_ids(VOCAB, [], (4, 4), 120.0)) == ["BOS", "TimeSig_4/4", "Tempo_123"]
     with pytest.raises(TokenizerError, match="10/4 has no token"):
-        header_ids(VOCAB, [0], (10, 4), 120.0)
+        header_ids(VOCAB, [0], (10, 4), 120.0)  # a window starts on a token bar
