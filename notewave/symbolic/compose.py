@@ -28,8 +28,8 @@ from notewave.symbolic.key_guide import KeyGuide
 from notewave.symbolic.length_guide import LengthGuide
 from notewave.symbolic.model import MidiLM
 from notewave.symbolic.parts import RANGE_MARGIN, Part, given_ranges, parse_instruments
-from notewave.symbolic.piece import BAR, TRACK, Piece, piece_from_score, place_notes, token_grid
-from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab
+from notewave.symbolic.piece import BAR, POS, TRACK, Piece, piece_from_score, place_notes, token_grid
+from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab, meter_parts
 
 #: Default consonance guidance of ``accompany`` in nats (see :class:`ConsonanceGuide`).
 CONSONANCE = 2.0
@@ -209,6 +209,11 @@ def continue_midi(
         tracks, added = _with_new_tracks(out, piece, parts, midi_name(prompt))
         ranges.update(added)
     model.eval()
+    if meter_parts(*(last_meter := bar_grid(score).meters[-1])) is None:
+        raise TokenizerError(
+            f"{midi_name(prompt)} ends on a {last_meter[0]}/{last_meter[1]} bar, shorter than any the model "
+            "writes; continue from a full bar (--prompt-bars)"
+        )
     grid = token_grid(bar_grid(score).extended(bars))[0]  # a 10/4 bar is written as two of 5/4
     new_meters = grid.meters[piece.bars :]
     result = continue_piece(
@@ -297,13 +302,16 @@ def infill_midi(
     """
     sampling = sampling_for(seed, temperature, top_k, top_p)
     score, piece = read_piece(vocab, midi, style)
-    grid, starts = token_grid(bar_grid(score))
+    bar_lines = bar_grid(score)
+    grid, starts = token_grid(bar_lines)
     first, last = (int(b) for b in bars)
-    if first < 1 or last < first or last > len(starts) - 1:
+    if first < 1 or last < first or last > bar_lines.bars:
         raise ConfigError(
-            f"infill span {first}-{last} is not inside {midi_name(midi)}, which has bars 1-{len(starts) - 1}"
+            f"infill span {first}-{last} is not inside {midi_name(midi)}, which has bars 1-{bar_lines.bars}"
         )
-    first, last = int(starts[first - 1]) + 1, int(starts[last])  # the span in token bars
+    start, stop = int(bar_lines.lines[first - 1]), int(bar_lines.lines[last])  # the span in ticks
+    # ... and in the bars the model writes (a 10/4 bar is two; a 1/8 pickup shares its token bar)
+    first, last = int(starts[first - 1]) + 1, int(starts[last]) + int(grid.lines[starts[last]] != stop)
     chosen = track_indices(piece, tracks, midi_name(midi))
     model.eval()
     slots = span_slots(piece, first, last, chosen)
@@ -318,15 +326,16 @@ def infill_midi(
     result = fill_slots(model, vocab, piece, slots, sampling, style, progress, ranges, guides, must_play)
     # Half a position before each bar line: notes that quantize onto a bar line belong to its bar.
     half = score.ticks_per_quarter / (2 * POSITIONS_PER_QUARTER)
-    start, stop = int(grid.lines[first - 1]), int(grid.lines[last])
     out = score.copy()
     sounding = _sounding_tracks(out)
     for index in chosen:
         sounding[index].notes.filter(lambda n: not start - half <= n.time < stop - half, inplace=True)
-    in_span = (result.notes[:, BAR] >= first - 1) & (result.notes[:, BAR] < last)
-    in_tracks = np.isin(result.notes[:, TRACK], chosen)
-    span_grid = BarGrid(grid.lines[: last + 1], grid.meters[:last], grid.ticks_per_quarter)
-    _add_notes(out, sounding, result.notes[in_span & in_tracks], span_grid)  # cut at the span's end
+    rows = result.notes
+    onsets = grid.lines[rows[:, BAR]] + rows[:, POS] * score.ticks_per_quarter / POSITIONS_PER_QUARTER
+    in_span = (rows[:, BAR] >= first - 1) & (rows[:, BAR] < last) & (onsets >= start) & (onsets < stop)
+    in_tracks = np.isin(rows[:, TRACK], chosen)
+    span_grid = BarGrid(np.append(grid.lines[:last], stop), grid.meters[:last], grid.ticks_per_quarter)
+    _add_notes(out, sounding, rows[in_span & in_tracks], span_grid)  # cut at the span's end
     return end_at(out, int(grid.lines[-1]))  # a final span infilled as rests still counts
 
 

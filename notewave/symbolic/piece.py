@@ -89,41 +89,61 @@ class Piece:
         return [s for s in shifts if low + s >= PITCH_RANGE[0] and high + s <= PITCH_RANGE[1]]
 
 
-def check_meters(score: Score, name: str = "the score") -> None:
-    """Raise :class:`TokenizerError` when ``score`` holds a meter its bars cannot be written in
-    (:func:`~notewave.symbolic.vocab.meter_parts`: 1/8, 3/16 ...).
-
-    The message names the meter, its tick and the supported meters.
-    """
-    for ts in score.time_signatures:
-        if meter_parts(ts.numerator, ts.denominator) is None:
-            raise TokenizerError(
-                f"{name}: time signature {ts.numerator}/{ts.denominator} (at tick {ts.time}) is not one "
-                f"the tokenizer knows; {supported_meters()}"
-            )
-
-
 def token_grid(grid: BarGrid) -> tuple[BarGrid, np.ndarray]:
-    """``grid`` with each bar split into the bars its meter is written in as tokens
-    (:func:`~notewave.symbolic.vocab.meter_parts`: a 10/4 bar as two of 5/4, 11/8 as 6/8 + 5/8;
-    a bar with a token stays as it is), and int64 ``[B + 1]``: the token bar at each bar line
-    of ``grid`` (``grid`` bar ``b`` is token bars ``starts[b] .. starts[b + 1] - 1``).
+    """``grid`` as the bars the model writes, and where each of its bar lines falls among them.
+
+    A bar whose meter has a token (or a twin of the same length) stays as it is; a longer or odd
+    one is split into the bars of :func:`~notewave.symbolic.vocab.meter_parts` (10/4 as two of
+    5/4, 11/8 as 6/8 + 5/8); a bar shorter than any token's (an eighth-note pickup exported as a
+    1/8 bar by MuseScore) joins the next bar (the last bar: the one before) and the two are
+    written together (1/8 + 6/8 as one 7/8). Returns the token grid and int64 ``[B + 1]``: the
+    token bar holding the start of each bar of ``grid`` (the last entry: the token bar count).
 
     Raises:
-        TokenizerError: a meter no bars of :data:`~notewave.symbolic.vocab.METERS` can write.
+        TokenizerError: a meter neither written in parts nor joined to a neighbour (the message
+            names it and its tick).
     """
-    lines, meters, starts = [int(grid.lines[0])], [], [0]
-    for bar, meter in enumerate(grid.meters):
-        parts = meter_parts(*meter)
+    tpq, bars = grid.ticks_per_quarter, grid.bars
+    short = [meter_parts(*meter) is None for meter in grid.meters]
+    groups: list[list[int]] = []  # runs of bars written together
+    for bar in range(bars):
+        if groups and groups[-1] == [bar - 1] and short[bar - 1] and not short[bar]:
+            groups[-1].append(bar)  # a lone short bar takes the next one along
+        else:
+            groups.append([bar])
+    if len(groups) > 1 and groups[-1] == [bars - 1] and short[-1] and not short[groups[-2][-1]]:
+        groups[-2] += groups.pop()  # a short last bar joins the one before
+    lines, meters = [int(grid.lines[0])], []
+    for group in groups:
+        end = int(grid.lines[group[-1] + 1])
+        parts = _parts_of_span(grid, group)
         if parts is None:
-            raise TokenizerError(f"time signature {meter[0]}/{meter[1]} has no token; {supported_meters()}")
-        end = int(grid.lines[bar + 1])
+            bad = next((b for b in group if meter_parts(*grid.meters[b]) is None), group[0])
+            (n, d), tick = grid.meters[bad], int(grid.lines[bad])
+            raise TokenizerError(
+                f"time signature {n}/{d} (at tick {tick}) is not one the tokenizer knows; "
+                + supported_meters()
+            )
         for part in parts[:-1]:
-            lines.append(lines[-1] + grid.ticks_per_quarter * 4 * part[0] // part[1])
+            lines.append(lines[-1] + tpq * 4 * part[0] // part[1])
         lines.append(end)  # the last part ends on the bar line itself
         meters += parts
-        starts.append(len(meters))
-    return BarGrid(np.asarray(lines, dtype=np.int64), meters, grid.ticks_per_quarter), np.asarray(starts)
+    out = BarGrid(np.asarray(lines, dtype=np.int64), meters, tpq)
+    starts = np.searchsorted(out.lines, grid.lines, side="right") - 1
+    starts[-1] = out.bars
+    return out, starts.astype(np.int64)
+
+
+def _parts_of_span(grid: BarGrid, group: list[int]) -> tuple[tuple[int, int], ...] | None:
+    """:func:`meter_parts` of one bar, or of the meter as long as a run of bars together."""
+    if len(group) == 1:
+        return meter_parts(*grid.meters[group[0]])
+    if any((n * 4 * POSITIONS_PER_QUARTER) % d for n, d in (grid.meters[b] for b in group)):
+        return None  # off the 12-per-quarter grid (3/32)
+    denominator = max(d for _, d in (grid.meters[b] for b in group))
+    length = sum(bar_positions(*grid.meters[b]) for b in group)
+    numerator, rest = divmod(length * denominator, 4 * POSITIONS_PER_QUARTER)
+    return None if rest else meter_parts(numerator, denominator)
 
 
 def tempo_per_bar(score: Score, grid: BarGrid) -> np.ndarray:
@@ -156,7 +176,11 @@ def piece_from_score(
     Raises:
         TokenizerError: a meter without a token, or more than 16 tracks (``keep_tracks="error"``).
     """
-    check_meters(score, name)
+    if grid is None:
+        try:
+            grid = token_grid(bar_grid(score))[0]
+        except TokenizerError as exc:
+            raise TokenizerError(f"{name}: {exc}") from None
     tracks = [t for t in score.tracks if len(t.notes)]
     if len(tracks) > MAX_TRACKS:
         if keep_tracks != "largest":
@@ -165,7 +189,6 @@ def piece_from_score(
             )
         largest = sorted(range(len(tracks)), key=lambda i: -len(tracks[i].notes))[:MAX_TRACKS]
         tracks = [tracks[i] for i in sorted(largest)]
-    grid = grid or token_grid(bar_grid(score))[0]
     tpq = score.ticks_per_quarter
     lengths = np.asarray([bar_positions(n, d) for n, d in grid.meters])
     rows = []

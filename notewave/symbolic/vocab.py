@@ -348,5 +348,6 @@ def supported_meters() -> str:
     return (
         "supported: "
         + ", ".join(f"{n}/{d}" for n, d in METERS)
-        + " and any meter of the same bar length as one of them (4/8 as 2/4)"
+        + ", any meter of the same bar length as one of them (4/8 as 2/4) and bars a few of them fill"
+        + " (10/4 as 5/4 + 5/4; a 1/8 pickup with the next bar)"
     )

@@ -5,6 +5,7 @@ process per fixture)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -19,7 +20,7 @@ from notewave.bridge.notation import (
     musescore_available,
     musescore_bar_count,
 )
-from notewave.core.midi import save_score
+from notewave.core.midi import bar_grid, save_score
 from notewave.errors import ConfigError, MidiError, NotationError
 from notewave.symbolic.sources import FREEDOOM_WADS, count_bars, export_mma, wad_music_lumps
 from notewave.symbolic.sources import mma as mma_module
@@ -280,3 +281,57 @@ def test_mma_grooves_with_drums(tmp_path):
             t.program for t in tracks if not t.is_drum
         ]
         assert after.tempos[0][1] == pytest.approx(score.tempos[0].qpm, abs=0.5)
+
+
+@needs_musescore
+def test_a_musescore_jig_export_with_its_pickup_as_a_one_eighth_bar(tiny_model, tmp_path):
+    """MuseScore 3 exports a jig (music21's Lanigan's Ball, 6/8, eighth-note pickup) with the pickup as
+    a 1/8 bar, and again a 1/8 bar before its second section. The composer writes each with the 6/8
+    bar after it (one 7/8 bar of tokens), continues and infills the export on its own bar lines, and
+    the results import back into MuseScore with the export's meters and bar count."""
+    import subprocess
+
+    from music21 import corpus
+
+    from notewave.pipelines.composer import Composer
+
+    corpus.parse("ryansMammoth/LanigansBallJig").write("musicxml", fp=str(tmp_path / "jig.musicxml"))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    subprocess.run(
+        ["mscore3", "-o", "jig.mid", "jig.musicxml"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    export = symusic.Score(str(tmp_path / "jig.mid"))
+    meters = [(s.numerator, s.denominator) for s in export.time_signatures]
+    assert meters[:2] == [(1, 8), (6, 8)] and (1, 8) in meters[2:], meters
+    grid = bar_grid(export)
+    continued = tiny_model.continue_midi(export, bars=2, prompt_bars=8, seed=0)
+    assert bar_grid(continued).meters == grid.meters[:8] + [(6, 8)] * 2
+    cut = int(grid.lines[8])
+    assert notes_at(continued, 0, cut) == notes_at(export, 0, cut)
+    filled = tiny_model.infill(export, (1, 3), seed=0)  # the pickup and the two bars after it
+    assert bar_grid(filled).meters == grid.meters
+    inside = (int(grid.lines[0]), int(grid.lines[3]))
+    assert notes_at(filled, inside[1], 10**9) == notes_at(export, inside[1], 10**9)
+    assert notes_at(filled, *inside) and notes_at(filled, *inside) != notes_at(export, *inside)
+    paths = [
+        Composer.save(s, tmp_path / f"{n}.mid") for n, s in (("continued", continued), ("filled", filled))
+    ]
+    reference = import_with_musescore(tmp_path / "jig.mid")
+    continued_import, filled_import = import_many_with_musescore(paths)
+    for path, result in zip(paths, (continued_import, filled_import), strict=True):
+        assert result.measures == musescore_bar_count(symusic.Score(str(path))), path.name
+    assert len(reference.time_signatures) >= 2  # the 1/8 bar before the second section
+    assert filled_import.time_signatures == reference.time_signatures
+    assert filled_import.measures == reference.measures
+    assert continued_import.time_signatures == [ts for ts in reference.time_signatures if ts[0] < 8]
+    assert continued_import.measures == 10
+
+
+def notes_at(score: Score, start: int, end: int) -> list[tuple[int, int, int, int]]:
+    """(track, onset, pitch, duration) of the notes with onset in ``[start, end)`` ticks."""
+    return sorted(
+        (i, n.time, n.pitch, n.duration)
+        for i, t in enumerate(score.tracks)
+        for n in t.notes
+        if start <= n.time < end
+    )
