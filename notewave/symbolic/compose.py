@@ -209,12 +209,13 @@ def continue_midi(
         tracks, added = _with_new_tracks(out, piece, parts, midi_name(prompt))
         ranges.update(added)
     model.eval()
-    if meter_parts(*(last_meter := bar_grid(score).meters[-1])) is None:
+    bar_lines = bar_grid(score)
+    if meter_parts(*(last_meter := bar_lines.meters[-1])) is None:
         raise TokenizerError(
             f"{midi_name(prompt)} ends on a {last_meter[0]}/{last_meter[1]} bar, shorter than any the model "
             "writes; continue from a full bar (--prompt-bars)"
         )
-    grid = token_grid(bar_grid(score).extended(bars))[0]  # a 10/4 bar is written as two of 5/4
+    grid = token_grid(bar_lines.extended(bars))[0]  # a 10/4 bar is written as two of 5/4
     new_meters = grid.meters[piece.bars :]
     result = continue_piece(
         model,
@@ -332,7 +333,7 @@ def infill_midi(
         sounding[index].notes.filter(lambda n: not start - half <= n.time < stop - half, inplace=True)
     rows = result.notes
     onsets = grid.lines[rows[:, BAR]] + rows[:, POS] * score.ticks_per_quarter / POSITIONS_PER_QUARTER
-    in_span = (rows[:, BAR] >= first - 1) & (rows[:, BAR] < last) & (onsets >= start) & (onsets < stop)
+    in_span = (onsets >= start) & (onsets < stop)  # a token bar shared with a pickup: its span part
     in_tracks = np.isin(rows[:, TRACK], chosen)
     span_grid = BarGrid(np.append(grid.lines[:last], stop), grid.meters[:last], grid.ticks_per_quarter)
     _add_notes(out, sounding, rows[in_span & in_tracks], span_grid)  # cut at the span's end

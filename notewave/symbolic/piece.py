@@ -174,7 +174,8 @@ def piece_from_score(
             ``"largest"`` keeps the 16 with the most notes (in their order).
 
     Raises:
-        TokenizerError: a meter without a token, or more than 16 tracks (``keep_tracks="error"``).
+        TokenizerError: a meter no token bars can write (:func:`token_grid`), or more than 16
+            tracks (``keep_tracks="error"``).
     """
     if grid is None:
         try:
