@@ -148,9 +148,9 @@ def compose(
     before = bar_grid(score)
     if infill is not None:
         first, last = parse_span(infill)
-        if first < 1 or last < first or last > piece.bars:
+        if first < 1 or last < first or last > before.bars:  # the score's bars (a 10/4 bar is one)
             raise ConfigError(
-                f"infill span {first}-{last} is not inside {name}, which has bars 1-{piece.bars}"
+                f"infill span {first}-{last} is not inside {name}, which has bars 1-{before.bars}"
             )
         track_indices(piece, tracks, name)
         options = dict(style=style, seed=seed, progress=progress)

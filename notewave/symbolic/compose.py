@@ -98,7 +98,7 @@ def read_piece(
 
     Raises:
         MidiError: unreadable, empty or drum-only MIDI.
-        TokenizerError: a meter without a token or more than 16 tracks.
+        TokenizerError: a meter no token bars can write or more than 16 tracks.
         ConditioningError: an unknown style.
     """
     if style is not None:
@@ -212,8 +212,8 @@ def continue_midi(
     bar_lines = bar_grid(score)
     if meter_parts(*(last_meter := bar_lines.meters[-1])) is None:
         raise TokenizerError(
-            f"{midi_name(prompt)} ends on a {last_meter[0]}/{last_meter[1]} bar, shorter than any the model "
-            "writes; continue from a full bar (--prompt-bars)"
+            f"{midi_name(prompt)} ends on a {last_meter[0]}/{last_meter[1]} bar, which no token bars write; "
+            "continue from the bar before (--prompt-bars)"
         )
     grid = token_grid(bar_lines.extended(bars))[0]  # a 10/4 bar is written as two of 5/4
     new_meters = grid.meters[piece.bars :]

@@ -11,8 +11,8 @@ file) that are at least ``prompt_bars + bars`` bars long are evaluated:
   the real next bars.
 - ``infill``: the piece cut to ``prompt_bars + bars`` bars, its bars ``prompt_bars - bars + 1``
   .. ``prompt_bars`` (1-based; 5-8 by default) regenerated from both sides and measured the
-  same way on that span, against the context on both sides (the 4 bars before and the ``bars``
-  after it; ``context_after`` of ``continuation_quality``).
+  same way on that span, against the context on both sides (the 4 bars before and the 4 after
+  it, as many as the cut holds; ``context_after`` of ``continuation_quality``).
 - ``accompany``: on the same cut, a chorale (tracks Soprano, Alto, Tenor, Bass) keeps its
   soprano and gets ``satb``; a piece of two or more tracks with drums loses its drum and bass
   tracks (GM programs 32-39 or "bass" in the name) and gets ``bass,drums``. Measured with

@@ -40,14 +40,19 @@ def _bar_tokens(vocab: Vocab, piece: Piece) -> list[list[int]]:
     return out
 
 
-def _window(header: list[int], bars: list[list[int]], budget: int) -> tuple[int, list[int]]:
-    """The latest bars (whole) that fit in ``budget`` tokens after ``header``: (first bar, ids)."""
+def _window(vocab: Vocab, header: list[int], bars: list[list[int]], budget: int) -> tuple[int, list[int]]:
+    """The latest bars (whole) that fit in ``budget`` tokens after ``header``: (first bar, ids). The
+    first bar's own ``TimeSig``/``Tempo`` are left out, as in the token layout (the header has them)."""
     used, first = len(header), len(bars)
     while first > 0 and used + len(bars[first - 1]) <= budget:
         first -= 1
         used += len(bars[first])
     first = min(first, len(bars) - 1) if bars else 0
-    return first, header + [t for bar in bars[first:] for t in bar]
+    body = [t for bar in bars[first:] for t in bar]
+    opening = 1
+    while opening < len(body) and vocab.kind(body[opening]) in ("TimeSig", "Tempo"):
+        opening += 1
+    return first, header + body[:1] + body[opening:]
 
 
 def continue_piece(
@@ -93,11 +98,11 @@ def continue_piece(
     while len(new) < bars:
         all_bars = history + new
         header = header_ids(vocab, piece.programs, meter, tempo, style)
-        first, _ = _window(header, all_bars, model.context // 2)
+        first, _ = _window(vocab, header, all_bars, model.context // 2)
         meters = list(piece.meters) + new_meters[: len(new)]
         tempos = list(piece.tempos) + [tempo] * len(new)
         header = header_ids(vocab, piece.programs, meters[first], float(tempos[first]), style)
-        _, context = _window(header, all_bars, model.context // 2)
+        _, context = _window(vocab, header, all_bars, model.context // 2)
         decoder.start(context + current)
         while len(new) < bars:
             bias = combine(guides, so_far, so_far.bars)

@@ -70,8 +70,8 @@ def nearest_bars(bar: int, end: int, counts: Callable[[int], bool], n: int) -> l
 class Surroundings:
     """What a guide reads around the bar being written: the ``bars`` nearest counted bars on each
     side (:func:`nearest_bars`), leaving out ``skip`` ``(bar, track)`` slots (an infill's own) and
-    bars from ``until`` on (a continuation's new ones). The shared settings of the key and density
-    guides.
+    bars from ``until`` on (a continuation's new ones). The shared settings of the key, density
+    and length guides.
 
     Raises:
         ConfigError: a negative or non-finite ``strength``, or ``bars < 1`` (messages name the guide).

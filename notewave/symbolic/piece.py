@@ -94,7 +94,7 @@ def token_grid(grid: BarGrid) -> tuple[BarGrid, np.ndarray]:
 
     A bar whose meter has a token (or a twin of the same length) stays as it is; a longer or odd
     one is split into the bars of :func:`~notewave.symbolic.vocab.meter_parts` (10/4 as two of
-    5/4, 11/8 as 6/8 + 5/8); a bar shorter than any token's (an eighth-note pickup exported as a
+    5/4, 11/8 as 6/8 + 5/8); a lone bar no token bars write (an eighth-note pickup exported as a
     1/8 bar by MuseScore) joins the next bar (the last bar: the one before) and the two are
     written together (1/8 + 6/8 as one 7/8). Returns the token grid and int64 ``[B + 1]``: the
     token bar holding the start of each bar of ``grid`` (the last entry: the token bar count).
@@ -112,7 +112,8 @@ def token_grid(grid: BarGrid) -> tuple[BarGrid, np.ndarray]:
         else:
             groups.append([bar])
     if len(groups) > 1 and groups[-1] == [bars - 1] and short[-1] and not short[groups[-2][-1]]:
-        groups[-2] += groups.pop()  # a short last bar joins the one before
+        last = groups.pop()
+        groups[-1] += last  # a short last bar joins the one before
     lines, meters = [int(grid.lines[0])], []
     for group in groups:
         end = int(grid.lines[group[-1] + 1])

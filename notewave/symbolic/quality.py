@@ -305,7 +305,10 @@ def continuation_quality(
     ctx_counts = [int(_onsets(a, *ctx).sum() + _onsets(a, *ctx_after).sum()) for a in arrays]
     span_counts = [int(_onsets(a, *span).sum()) for a in arrays]
     if sum(ctx_counts) == 0:
-        raise MidiError(f"no note starts in the context bars [{ctx_first}, {first_bar}) of {label}")
+        after_text = f" or [{last_bar}, {last_bar + after})" if after else ""
+        raise MidiError(
+            f"no note starts in the context bars [{ctx_first}, {first_bar}){after_text} of {label}"
+        )
     last_prompt_bar = (lines[first_bar - 1], lines[first_bar])
     tracks = tuple(
         TrackContinuation(

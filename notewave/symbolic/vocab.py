@@ -118,7 +118,8 @@ def meter_parts(numerator: int, denominator: int) -> tuple[tuple[int, int], ...]
     equal parts in its own denominator where they exist (10/4 -> 5/4 + 5/4, 6/2 -> 3/2 + 3/2,
     9/4 -> 3/4 x 3, 15/8 -> 5/8 x 3), else equal parts of another meter (3/1 -> 6/4 + 6/4), else
     the two most even unequal parts (11/8 -> 6/8 + 5/8, 13/8 -> 7/8 + 6/8). Bars shorter than
-    any token's (1/8, 3/16) or off the 12-per-quarter grid have none. The score keeps its own
+    any token's (1/8, 3/16), bars no 2-4 token bars fill (5/16, 7/16, 9/16) and bars off the
+    12-per-quarter grid have none. The score keeps its own
     time signature and bar numbers; only the model reads the parts.
     """
     if token_meter(numerator, denominator) is not None:

@@ -326,3 +326,20 @@ def test_bad_inputs_are_one_line_errors_with_nothing_written(case, tmp_path, cap
         else:
             continue_audio(argv[1], style="polka" if "polka" in argv else None, out_dir=out, progress=False)
     assert not out.exists()
+
+
+def test_compose_infills_the_last_bar_of_a_sketch_with_a_pickup(tmp_path) -> None:
+    """4 bars of a chorale opened by a 1/8 pickup bar (5 bars in the score, 4 for the model, which
+    writes the pickup with the bar after it): its last bar can be infilled, counted in the score's
+    bars, and everything before it stays."""
+    sketch = first_bars(load_score(CHORALE), 4)
+    sketch.time_signatures = [TimeSignature(0, 1, 8), TimeSignature(240, 4, 4)]
+    grid = bar_grid(sketch)
+    assert grid.meters[0] == (1, 8) and grid.bars == 5
+    result = compose(sketch, infill=(5, 5), audio="fluidsynth", seed=0, out_dir=tmp_path, progress=False)
+    lines = bar_grid(result.score).lines
+    assert bar_grid(result.score).meters == grid.meters
+    kept = [(n.time, n.pitch) for t in result.score.tracks for n in t.notes if n.time < lines[4]]
+    assert kept == [(n.time, n.pitch) for t in sketch.tracks for n in t.notes if n.time < lines[4]]
+    with pytest.raises(ConfigError, match="has bars 1-5"):
+        compose(sketch, infill=(6, 6), audio="fluidsynth", out_dir=tmp_path / "no", progress=False)

@@ -14,6 +14,7 @@ from symusic import Score, TimeSignature
 from notewave.core.midi import bar_grid, load_score
 from notewave.errors import ConditioningError, TokenizerError
 from notewave.paths import DATA_DIR
+from notewave.symbolic.compose import first_bars
 from notewave.symbolic.layout import header_ids, parse_ids, piece_ids
 from notewave.symbolic.piece import BAR, PITCH, POS, TRACK, piece_from_score, place_notes, token_grid
 from notewave.symbolic.vocab import (
@@ -281,6 +282,24 @@ def test_bars_longer_than_any_token_are_written_as_two(freedoom_piece):
     assert {n.time for notes in placed.values() for n in notes} == {
         n.time for t in score.tracks for n in t.notes
     }
+
+
+@pytest.mark.parametrize("bars", [1, 3])
+def test_a_short_last_bar_is_written_with_the_bar_before(jsb_test_files, bars):
+    """A chorale cut after ``bars`` bars of 4/4 and an eighth more, in a 1/8 bar of its own: the
+    last two bars are one 9/8 bar of tokens; every other bar stays, and the notes place back."""
+    score = first_bars(load_score(jsb_test_files[2]), bars + 1)
+    eighth = bars * 1920 + 240
+    score = score.clip(0, eighth, clip_end=True)
+    score.time_signatures = [TimeSignature(0, 4, 4), TimeSignature(bars * 1920, 1, 8)]
+    grid = bar_grid(score, until=eighth)
+    assert grid.meters == [(4, 4)] * bars + [(1, 8)]
+    tokens, starts = token_grid(grid)
+    assert tokens.meters == [(4, 4)] * (bars - 1) + [(9, 8)]
+    assert list(tokens.lines) == [1920 * b for b in range(bars)] + [eighth]
+    assert list(starts) == [*range(bars), bars - 1, bars]
+    piece = piece_from_score(score, grid=tokens)
+    assert placed_ticks(place_notes(piece.notes, tokens)) == expected_ticks(score)
 
 
 def test_meters_no_bars_can_write_are_refused_by_name(jsb_test_files):
