@@ -54,10 +54,11 @@ DENSITY = 8.0
 #: the validation pieces (3 per style, 12 styles; session-12 composer): how far each track's median
 #: new note length is from its own around the span (``length_shift``, octaves; the real bars 0.24
 #: continuation / 0.20 infill) is 0.79 / 0.93 without the guide (mostly too short: 9 and 10 of 29
-#: pieces more than an octave off), 0.38 / 0.28 at 1, 0.22 / 0.25 at 1.5 and 0.19 / 0.20 at 2 (none
-#: an octave off); at 2 the chorales' lengths come out more uniform than Bach's (0.06 against
-#: 0.28) and their continuations denser (density ratio 1.30 against 1.05 without the guide), so
-#: 1.5. Key cosine and pitch-class entropy stay within seed noise (test, runs/s13).
+#: pieces more than an octave off); with a half-octave kernel 0.38 / 0.28 at 1, 0.22 / 0.25 at 1.5
+#: and 0.19 / 0.20 at 2, but chorale infills came out denser than Bach's (see ``LENGTH_SIGMA``);
+#: with the 1-octave kernel 0.36 / 0.33 at 1.5 (seed 1: 0.45 / 0.40) and 0.24 / 0.30 at 2 (bach
+#: infill density 1.20 / 1.26 at 1.5, 1.33 / 1.29 at 2; real 1.10). Key cosine and pitch-class
+#: entropy stay within seed noise (runs/s13).
 LENGTHS = 1.5
 
 
