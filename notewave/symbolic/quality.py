@@ -302,8 +302,9 @@ def continuation_quality(
     ctx_after = (lines[last_bar], lines[last_bar + after])
     arrays = [note_arrays(t) for t in score.tracks]
     ctx_bars, span_bars = first_bar - ctx_first + after, last_bar - first_bar
-    ctx_counts = [int(_onsets(a, *ctx).sum() + _onsets(a, *ctx_after).sum()) for a in arrays]
-    span_counts = [int(_onsets(a, *span).sum()) for a in arrays]
+    in_ctx = [_onsets(a, *ctx) | _onsets(a, *ctx_after) for a in arrays]  # per track, onset masks
+    in_span = [_onsets(a, *span) for a in arrays]
+    ctx_counts, span_counts = [int(m.sum()) for m in in_ctx], [int(m.sum()) for m in in_span]
     if sum(ctx_counts) == 0:
         after_text = f" or [{last_bar}, {last_bar + after})" if after else ""
         raise MidiError(
@@ -353,12 +354,8 @@ def continuation_quality(
         tracks=tracks,
         context_after_bars=after,
         length_shift=length_shift(
-            [a["duration"][_onsets(a, *span)] for t, a in zip(score.tracks, arrays) if not t.is_drum],
-            [
-                a["duration"][_onsets(a, *ctx) | _onsets(a, *ctx_after)]
-                for t, a in zip(score.tracks, arrays)
-                if not t.is_drum
-            ],
+            [a["duration"][m] for t, a, m in zip(score.tracks, arrays, in_span) if not t.is_drum],
+            [a["duration"][m] for t, a, m in zip(score.tracks, arrays, in_ctx) if not t.is_drum],
         ),
     )
     if prompt is not None:
