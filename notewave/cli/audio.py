@@ -18,6 +18,11 @@ from notewave.paths import DEFAULT_AUDIO_CHECKPOINT
 
 def _train_codec(args: argparse.Namespace) -> int:
     overrides = {"num_codebooks": args.num_codebooks, "codebook_size": args.codebook_size}
+    overrides |= {
+        "decoder": args.decoder,
+        "decoder_dim": args.decoder_dim,
+        "decoder_layers": args.decoder_layers,
+    }
     summary = train_codec(
         args.out,
         args.audio or (),
@@ -40,6 +45,7 @@ def _train_codec(args: argparse.Namespace) -> int:
         precision=args.precision,
         overrides=overrides,
         si_sdr_weight=args.si_sdr_weight,
+        freeze_codes=args.freeze_codes,
     )
     print(json.dumps({k: v for k, v in summary.items() if k not in ("history", "config")}, indent=2))
     print(
@@ -84,6 +90,19 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
         help="weight of minus the waveform's SI-SDR (dB) beside the spectral losses (default 0: off)",
     )
     p.add_argument("--init", default=None, help="start from this codec checkpoint's matching weights")
+    p.add_argument(
+        "--decoder",
+        default=None,
+        choices=["seanet", "fourier"],
+        help="decoder kind (default seanet; fourier: Vocos-style ConvNeXt + inverse STFT)",
+    )
+    p.add_argument("--decoder-dim", type=int, default=None, help="fourier decoder width (default 256)")
+    p.add_argument("--decoder-layers", type=int, default=None, help="fourier decoder blocks (default 8)")
+    p.add_argument(
+        "--freeze-codes",
+        action="store_true",
+        help="train the decoder alone on the codes of --init's encoder and RVQ (they stay unchanged)",
+    )
     p.add_argument(
         "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"
     )

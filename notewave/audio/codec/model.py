@@ -6,9 +6,12 @@ samples) -> RVQ (:mod:`notewave.audio.codec.quantize`): ``num_codebooks`` int co
 After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), without the LSTM; the
 layers are in :mod:`notewave.audio.codec.layers` (all convolutions weight-normalised). ``encode`` and
 ``decode`` run a folded copy of them (:mod:`notewave.audio.codec.inference`: plain weights,
-channels-last convolutions; the same outputs to float rounding). Lengths are exact: the input is
-zero-padded to a multiple of ``hop_length``, so ``encode`` gives ``ceil(N / hop_length)`` frames,
-``decode`` ``T * hop_length`` samples.
+channels-last convolutions; the same outputs to float rounding). With ``decoder="fourier"`` the
+decoder is a Vocos-style one instead (:mod:`notewave.audio.codec.fourier`: ConvNeXt blocks at the
+STFT frame rate and an inverse STFT); :meth:`Codec.freeze_codes` trains such a decoder on the codes
+of a trained encoder and RVQ, which then stay exactly as they were (``fingerprint()["codes_hash"]``).
+Lengths are exact: the input is zero-padded to a multiple of ``hop_length``, so ``encode`` gives
+``ceil(N / hop_length)`` frames, ``decode`` ``T * hop_length`` samples.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from notewave.audio.codec.fourier import FourierDecoder
 from notewave.audio.codec.inference import folded
 from notewave.audio.codec.layers import SEANetDecoder, SEANetEncoder, receptive_reach
 from notewave.audio.codec.quantize import ResidualVectorQuantizer
@@ -35,6 +39,8 @@ from notewave.errors import AudioError, CheckpointError, ConfigError
 from notewave.paths import DEFAULT_CODEC_CHECKPOINT
 
 KIND = "codec"
+DECODERS = ("seanet", "fourier")
+_FOURIER_FIELDS = ("decoder", "decoder_dim", "decoder_layers", "istft_hop", "istft_n_fft")
 CHUNK_SECONDS = 5.0  #: window of chunked encode / decode, in seconds
 PathLike = str | os.PathLike[str]
 
@@ -58,6 +64,11 @@ class CodecConfig:
     kernel_size: int = 7  #: odd kernel of the first and last convolutions
     dead_code_threshold: float = 2.0  #: RVQ codes used fewer times per batch (EMA) are restarted
     ema_decay: float = 0.99  #: EMA decay of the codebooks
+    decoder: str = "seanet"  #: "seanet" (layers.py) or "fourier" (fourier.py: Vocos-style, inverse STFT)
+    decoder_dim: int = 256  #: fourier: width of the ConvNeXt blocks
+    decoder_layers: int = 8  #: fourier: number of ConvNeXt blocks
+    istft_hop: int = 320  #: fourier: STFT hop in samples (divides hop_length)
+    istft_n_fft: int = 1280  #: fourier: STFT window and FFT size in samples (even)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
@@ -74,6 +85,14 @@ class CodecConfig:
             raise ConfigError(
                 f"invalid codec config (sizes >= 1, codebook_size >= 2, odd kernel_size): {self}"
             )
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"unknown codec decoder {self.decoder!r}; choose one of {list(DECODERS)}")
+        fourier = (self.decoder_dim, self.decoder_layers, self.istft_hop, self.istft_n_fft)
+        if min(fourier) < 1 or self.hop_length % self.istft_hop or self.istft_n_fft % 2:
+            raise ConfigError(
+                f"invalid fourier decoder sizes (>= 1, istft_hop dividing the hop length "
+                f"{self.hop_length}, even istft_n_fft): {fourier}"
+            )
 
     @property
     def hop_length(self) -> int:
@@ -81,12 +100,15 @@ class CodecConfig:
         return math.prod(self.strides)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """JSON-able fields plus ``kind``; a SEANet decoder's config leaves out the fourier fields
+        (so the configs, and hashes, of codecs saved before they existed stay as they were)."""
+        data = {
             **asdict(self),
             "strides": list(self.strides),
             "dilations": list(self.dilations),
             "kind": KIND,
         }
+        return {k: v for k, v in data.items() if self.decoder == "fourier" or k not in _FOURIER_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
@@ -126,7 +148,8 @@ class Codec(nn.Module):
             cfg.dim, cfg.num_codebooks, cfg.codebook_size, quantizer_dropout=cfg.quantizer_dropout,
             decay=cfg.ema_decay, dead_code_threshold=cfg.dead_code_threshold,
         )  # fmt: skip
-        self.decoder = SEANetDecoder(cfg)
+        self.decoder: nn.Module = FourierDecoder(cfg) if cfg.decoder == "fourier" else SEANetDecoder(cfg)
+        self.codes_frozen = False
 
     @property
     def sample_rate(self) -> int:
@@ -156,11 +179,37 @@ class Codec(nn.Module):
         return self.quantizer.bitrate(self.frame_rate, n_q) / 1000.0
 
     def fingerprint(self) -> dict[str, str]:
-        """``{"config_hash", "weights_hash"}`` (16 hex digits each): which codec made a set of codes."""
-        digest = hashlib.sha256()
+        """16 hex digits each: ``config_hash`` and ``weights_hash`` (the whole codec), and ``codes_hash``
+        (the encoder and RVQ and the config fields they are built from: which codes audio gets; two
+        codecs with another decoder on the same codes share it)."""
+        codes_config = {k: v for k, v in self.config.to_dict().items() if k not in _FOURIER_FIELDS}
+        digest, codes = hashlib.sha256(), hashlib.sha256(json.dumps(codes_config, sort_keys=True).encode())
         for name, tensor in sorted(self.state_dict().items()):
-            digest.update(name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes())
-        return {"config_hash": self.config.hash(), "weights_hash": digest.hexdigest()[:16]}
+            data = name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes()
+            digest.update(data)
+            if not name.startswith("decoder."):
+                codes.update(data)
+        return {
+            "config_hash": self.config.hash(),
+            "weights_hash": digest.hexdigest()[:16],
+            "codes_hash": codes.hexdigest()[:16],
+        }
+
+    def freeze_codes(self) -> Codec:
+        """Train only the decoder from now on: the encoder and RVQ get no gradients and stay in eval
+        mode (no codebook updates), so every code stays what it was. In training, ``forward`` with
+        ``n_q=None`` then draws n_q ~ U{1..K} for half the batches and uses K for the others."""
+        self.codes_frozen = True
+        self.encoder.requires_grad_(False)
+        self.quantizer.requires_grad_(False)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> Codec:
+        super().train(mode)
+        if self.codes_frozen:
+            self.encoder.eval()
+            self.quantizer.eval()
+        return self
 
     def chunk_spans(
         self, frames: int, chunk_seconds: float | None = CHUNK_SECONDS, decoder: bool = False
@@ -173,7 +222,9 @@ class Codec(nn.Module):
             raise ConfigError(f"chunk_seconds must be positive seconds or None, got {chunk_seconds}")
         chunk = max(1, frames if chunk_seconds is None else round(chunk_seconds * self.frame_rate))
         layers, step = (self.decoder, self.hop_length) if decoder else (self.encoder, 1)
-        reach = receptive_reach(layers, step, decoder)
+        reach = (
+            layers.reach() if isinstance(layers, FourierDecoder) else receptive_reach(layers, step, decoder)
+        )
         ctx, starts = -(-reach // self.hop_length) + 1, range(0, frames, chunk)
         return [(a, min(frames, a + chunk), max(0, a - ctx), min(frames, a + chunk + ctx)) for a in starts]
 
@@ -198,6 +249,7 @@ class Codec(nn.Module):
         """``layers``, or its folded copy (no gradients, :attr:`fast_inference` on, no forward hooks)."""
         hooked = layers._forward_hooks or layers._forward_pre_hooks  # hooks see the module's own calls
         fast = self.fast_inference and not torch.is_grad_enabled() and not hooked
+        fast = fast and not isinstance(layers, FourierDecoder)  # nothing to fold: no weight norm
         return folded(layers) if fast else layers
 
     def _pad(self, wav: torch.Tensor) -> torch.Tensor:  # zero-padded to whole frames
@@ -211,7 +263,14 @@ class Codec(nn.Module):
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
         """
-        q = self.quantizer(self.encoder(self._pad(self._check_wav(wav))), n_q)
+        padded = self._pad(self._check_wav(wav))
+        if self.codes_frozen:
+            if n_q is None and self.training and float(torch.rand(())) < 0.5:
+                n_q = int(torch.randint(1, self.num_codebooks + 1, (1,)))
+            with torch.no_grad():
+                q = self.quantizer(self.encoder(padded), n_q)
+        else:
+            q = self.quantizer(self.encoder(padded), n_q)
         audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
         return CodecOutput(audio, q.codes, q.commit_loss, q.perplexity)
 

@@ -69,6 +69,7 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
 def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     """A :class:`Codec` of ``config`` holding every tensor of the checkpoint ``init`` whose name and
     shape match (encoder, decoder, the first codebooks with their EMA state and ``initialized`` flag).
+    A config with another ``decoder`` than the checkpoint's starts a fresh decoder of that kind.
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
     ``initialized = False`` and are k-means initialised on their first training batch.
@@ -80,7 +81,9 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     model = Codec(dataclasses.replace(config, dead_code_threshold=source.config.dead_code_threshold))
     own = model.state_dict()
     copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    missing = [k for k in own if k not in copied and not k.startswith("quantizer.")]
+    new_decoder = config.decoder != source.config.decoder  # e.g. a fourier decoder for a SEANet codec's codes
+    fresh = ("quantizer.", "decoder.") if new_decoder else ("quantizer.",)
+    missing = [k for k in own if k not in copied and not k.startswith(fresh)]
     if missing or source.config.hop_length != model.config.hop_length:
         raise ConfigError(f"--init {init} does not fit config {config.to_dict()}: {missing[:3]}")
     model.load_state_dict({**own, **copied})
@@ -113,6 +116,7 @@ def train_codec(
     precision: str = "auto",
     overrides: dict[str, Any] | None = None,
     si_sdr_weight: float = 0.0,
+    freeze_codes: bool = False,
 ) -> dict[str, Any]:
     """Train a :class:`Codec`, writing ``run_dir/best`` (lowest validation mel distance) and ``run_dir/last``.
 
@@ -137,6 +141,9 @@ def train_codec(
         max_seconds: read at most this many seconds of each audio file.
         si_sdr_weight: weight of the waveform term :func:`~notewave.audio.codec.losses.si_sdr_loss`
             (minus the SI-SDR in dB) beside the spectral ones (0: off, the default).
+        freeze_codes: train the decoder alone (:meth:`Codec.freeze_codes`): the encoder and RVQ of
+            ``init`` (or of the resumed run) stay as they are, and so do their codes (an audio LM
+            trained on them still reads them). Needs ``init`` or ``resume``.
 
     Returns:
         Summary: steps, wall time (s), hours of audio, best validation mel distance, parameters.
@@ -153,6 +160,8 @@ def train_codec(
         raise ConfigError("adversarial_every and disc_filters must be >= 1")
     if not 0.0 <= si_sdr_weight <= 10.0:
         raise ConfigError(f"si_sdr_weight must be in 0..10, got {si_sdr_weight}")
+    if freeze_codes and not (init or resume):
+        raise ConfigError("freeze_codes trains a decoder on a trained codec's codes: give init (or resume)")
     model = Codec.from_pretrained(run / "last") if resume else None
     if model is None and init is not None:  # before the (slow) data loading: a bad --init fails at once
         model = grown_codec(init, config_for(config, **(overrides or {})))
@@ -182,6 +191,8 @@ def train_codec(
         frames = batch_size * max(1, length // base.hop_length)
         auto = {"dead_code_threshold": round(min(2.0, 0.05 * frames / base.codebook_size), 4)}
         model = Codec(config_for(config, **{**auto, **(overrides or {})}))
+    if freeze_codes:
+        model.freeze_codes()
     mel_loss, stft_loss = MultiScaleMelLoss(sample_rate), MultiScaleSTFTLoss()
     disc = MultiScaleSTFTDiscriminator(filters=disc_filters) if adversarial else None
     calls = [0]
@@ -288,6 +299,8 @@ def train_codec(
         "best_val_mel": result["best_val_loss"],
         "init": str(init) if init is not None else None,
         "si_sdr_weight": si_sdr_weight,
+        "freeze_codes": freeze_codes,
+        "codes_hash": model.fingerprint()["codes_hash"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": model.config.to_dict(),
         "history": result["history"],

@@ -28,7 +28,7 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
 
     Raises:
         CheckpointError: fewer codebooks than the LM reads, another N or rate, or another codec
-            (config or weights hash).
+            (its codes hash where the LM recorded one, else its config or weights hash).
     """
     want, got = config.codec, codec_identity(codec)
     k = min(codec.num_codebooks, config.num_codebooks)
@@ -39,7 +39,9 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
             f"the codec gives (K, N, sample_rate, frame_rate) = {sizes} but the audio LM was trained "
             f"on {expect}; use the codec the LM was trained with"
         )
-    for key in ("config_hash", "weights_hash"):
+    # codes_hash: the encoder and RVQ alone, so a codec with a decoder retrained on the same codes
+    # (Codec.freeze_codes) still serves the LM; LMs recorded before it was kept compare both hashes
+    for key in ("codes_hash",) if want.get("codes_hash") else ("config_hash", "weights_hash"):
         if want.get(key) and want[key] != got[key]:
             raise CheckpointError(
                 f"the audio LM was trained on the codes of another codec ({key} {want[key]}, given "

@@ -1,0 +1,94 @@
+"""A Fourier-domain decoder for the codec: ConvNeXt blocks at the STFT frame rate and an inverse STFT.
+
+After Vocos (Siuzdenko et al. 2023, "Vocos: Closing the gap between time-domain and Fourier-based
+neural vocoders for high-quality audio synthesis"), which decodes EnCodec's codes this way. Instead
+of upsampling latents to the sample rate through transposed convolutions (the SEANet decoder of
+:mod:`notewave.audio.codec.layers`), every layer runs at the STFT frame rate and the last one
+predicts each frame's spectrum: a log magnitude and a phase per frequency bin, turned into
+samples by ``torch.istft`` (Hann window, overlap-add). The spectral detail the mel distance asks
+for is then one linear layer away from the features, not built up sample by sample.
+
+``latents [B, dim, T]`` at the codec's frame rate -> repeated ``hop_length / istft_hop`` times ->
+Conv1d (kernel 7) + LayerNorm -> ``decoder_layers`` ConvNeXt blocks (depthwise Conv1d kernel 7,
+LayerNorm, Linear to 3x width, GELU, Linear back, scaled by a learned per-channel factor, plus the
+input; Liu et al. 2022, "A ConvNet for the 2020s") -> LayerNorm -> Linear to ``istft_n_fft + 2``
+channels: ``istft_n_fft / 2 + 1`` log magnitudes (clamped at 6 before ``exp``) and as many phases
+(radians, unbounded) -> inverse STFT (``istft_n_fft`` window, ``istft_hop`` samples hop, centred)
+-> ``wav [B, 1, T * hop_length]``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MAX_LOG_MAGNITUDE = 6.0  #: log magnitudes are clamped here before exp (|X| <= ~403)
+
+
+class FourierSizes(Protocol):
+    """The fields of :class:`~notewave.audio.codec.model.CodecConfig` the decoder is built from."""
+
+    dim: int
+    hop_length: int
+    decoder_dim: int
+    decoder_layers: int
+    istft_hop: int
+    istft_n_fft: int
+
+
+class ConvNeXtBlock(nn.Module):
+    """``x + scale * Linear(GELU(Linear(LayerNorm(depthwise_conv7(x)))))`` on ``[B, C, T]``."""
+
+    def __init__(self, width: int, expansion: int = 3, kernel_size: int = 7):
+        super().__init__()
+        self.dw = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2, groups=width)
+        self.norm = nn.LayerNorm(width)
+        self.pw1 = nn.Linear(width, expansion * width)
+        self.pw2 = nn.Linear(expansion * width, width)
+        self.scale = nn.Parameter(torch.full((width,), 0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.dw(x).transpose(1, 2))
+        y = self.pw2(F.gelu(self.pw1(y))) * self.scale
+        return x + y.transpose(1, 2)
+
+
+class FourierDecoder(nn.Module):
+    """``latents float32 [B, dim, T] -> wav float32 [B, 1, T * hop_length]`` through an inverse STFT.
+
+    See the module docstring. ``hop_length`` must be a multiple of ``istft_hop`` and ``istft_n_fft``
+    even (checked by :class:`~notewave.audio.codec.model.CodecConfig`).
+    """
+
+    def __init__(self, cfg: FourierSizes):
+        super().__init__()
+        width = cfg.decoder_dim
+        self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
+        self.embed = nn.Conv1d(cfg.dim, width, 7, padding=3)
+        self.norm0 = nn.LayerNorm(width)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(cfg.decoder_layers)])
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, cfg.istft_n_fft + 2)
+        self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
+
+    def spectrum(self, latents: torch.Tensor) -> torch.Tensor:
+        """Complex STFT ``[B, istft_n_fft / 2 + 1, T * hop_length / istft_hop]`` of the decoded audio."""
+        x = latents.repeat_interleave(self.repeat, dim=-1)
+        x = self.norm0(self.embed(x).transpose(1, 2)).transpose(1, 2)
+        x = self.norm(self.blocks(x).transpose(1, 2))
+        log_magnitude, phase = self.head(x).transpose(1, 2).chunk(2, dim=1)
+        return torch.polar(torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), phase)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        samples = latents.shape[-1] * self.repeat * self.hop
+        spec = self.spectrum(latents.float())
+        wav = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=samples)
+        return wav[:, None]
+
+    def reach(self) -> int:
+        """Upper bound of the one-sided receptive field in samples (for chunked decoding)."""
+        frames = self.embed.padding[0] + sum(block.dw.padding[0] for block in self.blocks)
+        return frames * self.hop + self.n_fft // 2

@@ -1,0 +1,110 @@
+"""The Vocos-style Fourier decoder (``--decoder fourier``) and decoder-only training on a trained
+codec's frozen codes (``--freeze-codes``), on real music (Debian ``wesnoth-1.16-music``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from notewave.audio.codec.data import WESNOTH_MUSIC
+from notewave.audio.codec.fourier import FourierDecoder
+from notewave.audio.codec.metrics import mel_distance
+from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig
+from notewave.audio.codec.train import config_for, train_codec
+from notewave.audio.lm.codec_link import check_codec, codec_identity
+from notewave.core.audio_io import load_audio
+from notewave.errors import CheckpointError, ConfigError
+
+SR = 32000
+pytestmark = pytest.mark.skipif(
+    not WESNOTH_MUSIC.is_dir(), reason="needs the Debian wesnoth-1.16-music package"
+)
+
+
+@pytest.fixture(scope="module")
+def clip() -> torch.Tensor:
+    wav = load_audio(WESNOTH_MUSIC / "wanderer.ogg", SR, offset=40.0, duration=2.3)[0]
+    return torch.from_numpy(wav).reshape(1, 1, -1)
+
+
+def fourier_codec(name: str = "tiny", **sizes: int) -> Codec:
+    torch.manual_seed(0)
+    return Codec(
+        config_for(name, **{"decoder": "fourier", "decoder_dim": 32, "decoder_layers": 2, **sizes})
+    ).eval()
+
+
+def test_exact_lengths_and_chunked_decode_on_real_music(clip: torch.Tensor) -> None:
+    codec = fourier_codec()
+    assert isinstance(codec.decoder, FourierDecoder)
+    codes = codec.encode(clip)
+    frames = -(-clip.shape[-1] // codec.hop_length)
+    assert codes.shape == (1, codec.num_codebooks, frames)
+    whole = codec.decode(codes, chunk_seconds=None)
+    assert whole.shape == (1, 1, frames * codec.hop_length) and torch.isfinite(whole).all()
+    # windows of 0.4 s with the decoder's receptive field either side give the one-shot audio
+    assert torch.allclose(codec.decode(codes, chunk_seconds=0.4), whole, atol=1e-5)
+    assert torch.allclose(
+        codec.decode(codes[:, :1]), codec.decode(codes[:, :1], chunk_seconds=None), atol=1e-5
+    )
+
+
+def test_config_round_trip_and_errors(tmp_path: Path, clip: torch.Tensor) -> None:
+    codec = fourier_codec()
+    codec.save_pretrained(tmp_path / "c")
+    loaded = Codec.from_pretrained(tmp_path / "c")
+    assert loaded.config == codec.config and loaded.fingerprint() == codec.fingerprint()
+    assert torch.equal(loaded.decode(loaded.encode(clip)), codec.decode(codec.encode(clip)))
+    # a SEANet codec's config (and hash) has no fourier fields: checkpoints saved before them load as before
+    assert "istft_hop" not in CodecConfig().to_dict()
+    base = config_for("tiny")
+    for bad in ({"decoder": "wavenet"}, {"istft_hop": 300}, {"istft_n_fft": 1281}, {"decoder_layers": 0}):
+        with pytest.raises(ConfigError):
+            dataclasses.replace(base, **{"decoder": "fourier", **bad})
+
+
+@pytest.mark.skipif(not (DEFAULT_CODEC_CHECKPOINT / "config.json").is_file(), reason="no shipped codec")
+def test_decoder_trained_on_the_frozen_codes_of_the_shipped_codec(tmp_path: Path, clip: torch.Tensor) -> None:
+    shipped = Codec.from_pretrained()
+    data = tmp_path / "music"
+    data.mkdir()
+    for name in ["battle-epic", "defeat2", "elf-land", "main_menu", "sad"]:
+        (data / f"{name}.ogg").symlink_to(WESNOTH_MUSIC / f"{name}.ogg")
+    fields = {k: getattr(shipped.config, k) for k in ("channels", "dim", "num_codebooks", "codebook_size")}
+    sizes = {"decoder": "fourier", "decoder_dim": 64, "decoder_layers": 2}
+    kwargs = dict(config="medium", segment=0.5, batch_size=4, max_seconds=20, init=DEFAULT_CODEC_CHECKPOINT)
+    kwargs |= dict(overrides={**fields, **sizes}, freeze_codes=True, precision="fp32", lr=2e-3)
+    summary = train_codec(tmp_path / "run", [data], steps=40, eval_every=40, **kwargs)
+    trained = Codec.from_pretrained(tmp_path / "run" / "last")
+    assert trained.config.decoder == "fourier" and summary["freeze_codes"]
+    # every code is what the shipped codec gives: the encoder and RVQ did not move
+    assert torch.equal(trained.encode(clip), shipped.encode(clip))
+    assert trained.fingerprint()["codes_hash"] == shipped.fingerprint()["codes_hash"] == summary["codes_hash"]
+    assert trained.fingerprint()["weights_hash"] != shipped.fingerprint()["weights_hash"]
+    # 40 steps of the decoder alone bring a fresh one's held-out mel distance well down
+    fresh = fourier_codec("medium", **fields, **sizes)
+    fresh.encoder.load_state_dict(shipped.encoder.state_dict())
+    fresh.quantizer.load_state_dict(shipped.quantizer.state_dict())
+    codes = shipped.encode(clip)
+    before = mel_distance(clip, fresh.decode(codes)[..., : clip.shape[-1]], SR)
+    after = mel_distance(clip, trained.decode(codes)[..., : clip.shape[-1]], SR)
+    assert after < 0.8 * before, (before, after)
+    # an audio LM recorded with the shipped codec's codes_hash accepts the retrained decoder ...
+    lm_config = types.SimpleNamespace(
+        codec=codec_identity(shipped), num_codebooks=4, codebook_size=shipped.codebook_size,
+        sample_rate=shipped.sample_rate, frame_rate=shipped.frame_rate,
+    )  # fmt: skip
+    assert check_codec(lm_config, trained)["codes_hash"] == summary["codes_hash"]
+    # ... and refuses a codec with other codes; one recorded before codes_hash compares the whole codec
+    other = fourier_codec("medium", **fields)
+    with pytest.raises(CheckpointError, match="codes_hash"):
+        check_codec(lm_config, other)
+    lm_config.codec = {k: v for k, v in lm_config.codec.items() if k != "codes_hash"}
+    with pytest.raises(CheckpointError, match="config_hash|weights_hash"):
+        check_codec(lm_config, trained)
+    with pytest.raises(ConfigError, match="freeze_codes"):
+        train_codec(tmp_path / "bad", [data], steps=1, freeze_codes=True)
