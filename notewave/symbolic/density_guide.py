@@ -58,6 +58,9 @@ class DensityGuide(Surroundings):
         ConfigError: a negative or non-finite ``strength``, ``bars < 1``, a share outside (0, 1].
     """
 
+    name = "density"
+    default_bars = DENSITY_BARS
+
     def __init__(
         self,
         vocab: Vocab,
@@ -67,7 +70,7 @@ class DensityGuide(Surroundings):
         until: int | None = None,
         share: float = DENSITY_SHARE,
     ):
-        super().__init__("density", vocab, strength, bars, skip, until)
+        super().__init__(vocab, strength, bars, skip, until)
         if not 0 < share <= 1:
             raise ConfigError(f"density share must be in (0, 1], got {share}")
         self.share = float(share)

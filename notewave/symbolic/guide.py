@@ -21,7 +21,7 @@ constraints; ``strength=0`` is the model alone.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -71,21 +71,31 @@ class Surroundings:
     """What a guide reads around the bar being written: the ``bars`` nearest counted bars on each
     side (:func:`nearest_bars`), leaving out ``skip`` ``(bar, track)`` slots (an infill's own) and
     bars from ``until`` on (a continuation's new ones). The shared settings of the key, density
-    and length guides.
+    and length guides; each subclass names itself (:attr:`name`) and its :attr:`default_bars`.
+
+    Args:
+        vocab: the tokenizer's vocabulary.
+        strength: weight of the guide's log-probability, in nats per log unit (>= 0).
+        bars: nearest counted bars each side that are read (``None``: :attr:`default_bars`).
+        skip: ``(bar, track)`` slots (0-based bars) that do not count: the slots an infill rewrites.
+        until: bars from this one on (0-based) do not count: a continuation's new bars.
 
     Raises:
         ConfigError: a negative or non-finite ``strength``, or ``bars < 1`` (messages name the guide).
     """
 
+    name: ClassVar[str] = "guide"
+    default_bars: ClassVar[int] = 4
+
     def __init__(
         self,
-        name: str,
         vocab: Vocab,
         strength: float,
-        bars: int,
+        bars: int | None = None,
         skip: Iterable[tuple[int, int]] = (),
         until: int | None = None,
     ):
+        name, bars = self.name, self.default_bars if bars is None else bars
         self.vocab = vocab
         self.strength = check_strength(name, strength)
         if bars < 1:

@@ -17,8 +17,6 @@ sample still decodes. ``strength=0`` is the model alone.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import numpy as np
 import torch
 
@@ -26,7 +24,7 @@ from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
 from notewave.symbolic.guide import Surroundings, nearest_bars, span_bias
 from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
-from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
+from notewave.symbolic.vocab import DRUMS, DURATIONS
 
 KEY_BARS = 4  # nearest counted bars each side of the bar being written that make its key profile
 KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class gets weight x log 0.1 nats
@@ -35,26 +33,13 @@ KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class g
 class KeyGuide(Surroundings):
     """Biases for the pitches of new bars toward the key profile of the bars around them.
 
-    Args:
-        vocab: the tokenizer's vocabulary.
-        strength: weight of the key model's log-probability, in nats per log unit (>= 0).
-        bars: nearest counted bars each side that make the profile.
-        skip: ``(bar, track)`` slots (0-based bars) that do not count: the slots an infill rewrites.
-        until: bars from this one on (0-based) do not count: a continuation's new bars.
-
-    Raises:
-        ConfigError: a negative or non-finite ``strength``, or ``bars < 1``.
+    Arguments as :class:`~notewave.symbolic.guide.Surroundings` (``strength``: weight of the key
+    model's log-probability; ``bars``: default :data:`KEY_BARS`, the bars each side that make the
+    profile). Raises ConfigError for a negative or non-finite ``strength``, or ``bars < 1``.
     """
 
-    def __init__(
-        self,
-        vocab: Vocab,
-        strength: float,
-        bars: int = KEY_BARS,
-        skip: Collection[tuple[int, int]] = (),
-        until: int | None = None,
-    ):
-        super().__init__("key", vocab, strength, bars, skip, until)
+    name = "key"
+    default_bars = KEY_BARS
 
     def profile(self, piece: Piece, bar: int) -> np.ndarray | None:
         """Float64 ``[12]`` pitch-class profile (sums to 1; :data:`KEY_FLOOR` of it uniform) of the

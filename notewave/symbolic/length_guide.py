@@ -20,8 +20,6 @@ grammar mask are untouched, so every sample still decodes. ``strength=0`` is the
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 import numpy as np
 import torch
 
@@ -29,7 +27,7 @@ from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
 from notewave.symbolic.guide import Surroundings, nearest_bars, span_bias
 from notewave.symbolic.piece import BAR, DUR, TRACK, Piece
-from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
+from notewave.symbolic.vocab import DRUMS, DURATIONS
 
 LENGTH_BARS = 4  # nearest counted bars each side of the bar being written that make a track's profile
 #: Kernel width in octaves of length: a length twice as long as a note gets exp(-1/2) of its weight, four
@@ -48,26 +46,13 @@ _KERNEL = np.exp(-0.5 * ((_LOG_LENGTHS[None, :] - _LOG_LENGTHS[:, None]) / LENGT
 class LengthGuide(Surroundings):
     """Biases for the lengths of each pitched track's new notes toward the lengths it plays around.
 
-    Args:
-        vocab: the tokenizer's vocabulary.
-        strength: weight of the length model's log-probability, in nats per log unit (>= 0).
-        bars: nearest counted bars each side that make a track's profile.
-        skip: ``(bar, track)`` slots (0-based bars) that do not count: the slots an infill rewrites.
-        until: bars from this one on (0-based) do not count: a continuation's new bars.
-
-    Raises:
-        ConfigError: a negative or non-finite ``strength``, or ``bars < 1``.
+    Arguments as :class:`~notewave.symbolic.guide.Surroundings` (``strength``: weight of the length
+    model's log-probability; ``bars``: default :data:`LENGTH_BARS`, the bars each side that make a
+    track's profile). Raises ConfigError for a negative or non-finite ``strength``, or ``bars < 1``.
     """
 
-    def __init__(
-        self,
-        vocab: Vocab,
-        strength: float,
-        bars: int = LENGTH_BARS,
-        skip: Collection[tuple[int, int]] = (),
-        until: int | None = None,
-    ):
-        super().__init__("lengths", vocab, strength, bars, skip, until)
+    name = "lengths"
+    default_bars = LENGTH_BARS
 
     def profile(self, piece: Piece, bar: int, track: int) -> np.ndarray | None:
         """Float64 ``[len(DURATIONS)]`` length profile of ``track`` (sums to 1; :data:`LENGTH_FLOOR`
