@@ -58,7 +58,7 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
     """Register ``notewave train codec`` on the ``train`` command's subparsers; returns the parser."""
     p = train_subparsers.add_parser(
         "codec",
-        help="train the SEANet + RVQ audio codec",
+        help="train the audio codec (SEANet encoder, RVQ, SEANet or Fourier decoder)",
         description="Train the audio codec on audio files and/or FluidSynth renders of MIDI files. Every "
         "5th file of each folder (sorted by path) is held out for validation.",
     )
@@ -94,7 +94,7 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
         "--decoder",
         default=None,
         choices=["seanet", "fourier"],
-        help="decoder kind (default seanet; fourier: Vocos-style ConvNeXt + inverse STFT)",
+        help="decoder kind (default: --init's, else seanet; fourier: Vocos-style ConvNeXt + inverse STFT)",
     )
     p.add_argument("--decoder-dim", type=int, default=None, help="fourier decoder width (default 256)")
     p.add_argument("--decoder-layers", type=int, default=None, help="fourier decoder blocks (default 8)")

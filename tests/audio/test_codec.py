@@ -268,12 +268,12 @@ def test_codes_of_another_codec_are_refused(trained: Codec, crop: torch.Tensor, 
     torch.manual_seed(1)
     other = Codec(config_for("tiny", codebook_size=32))
     other.save_pretrained(tmp_path / "other")
-    with pytest.raises(NotewaveError, match="different codec"):
+    with pytest.raises(NotewaveError, match="other codes"):
         _run(
             "codec", "decode", tmp_path / "codes.npz", tmp_path / "x.wav", "--checkpoint", tmp_path / "other"
         )
     retrained = Codec(trained.config)  # same config, other weights
-    with pytest.raises(NotewaveError, match="other weights"):
+    with pytest.raises(NotewaveError, match="other codes"):
         load_codes(tmp_path / "codes.npz", retrained)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(NotewaveError):

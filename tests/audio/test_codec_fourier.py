@@ -14,7 +14,7 @@ from notewave.audio.codec.data import WESNOTH_MUSIC
 from notewave.audio.codec.fourier import FourierDecoder
 from notewave.audio.codec.metrics import mel_distance
 from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec, CodecConfig
-from notewave.audio.codec.train import config_for, train_codec
+from notewave.audio.codec.train import _from_init, config_for, train_codec
 from notewave.audio.lm.codec_link import check_codec, codec_identity
 from notewave.core.audio_io import load_audio
 from notewave.errors import CheckpointError, ConfigError
@@ -61,10 +61,42 @@ def test_config_round_trip_and_errors(tmp_path: Path, clip: torch.Tensor) -> Non
     assert torch.equal(loaded.decode(loaded.encode(clip)), codec.decode(codec.encode(clip)))
     # a SEANet codec's config (and hash) has no fourier fields: checkpoints saved before them load as before
     assert "istft_hop" not in CodecConfig().to_dict()
+    assert CodecConfig(strides=(4, 4, 4, 4)).hop_length == 256  # fourier sizes bind fourier decoders only
     base = config_for("tiny")
-    for bad in ({"decoder": "wavenet"}, {"istft_hop": 300}, {"istft_n_fft": 1281}, {"decoder_layers": 0}):
+    bad_sizes = [{"istft_hop": 300}, {"istft_n_fft": 1281}, {"decoder_layers": 0}, {"istft_n_fft": 320}]
+    for bad in [{"decoder": "wavenet"}, *bad_sizes]:
         with pytest.raises(ConfigError):
             dataclasses.replace(base, **{"decoder": "fourier", **bad})
+
+
+def test_bfloat16_autocast_trains_on_float32_codes(clip: torch.Tensor) -> None:
+    codec = fourier_codec()
+    codec.freeze_codes()
+    codec.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = codec(clip, n_q=2)
+    assert out.audio.dtype == torch.float32 and torch.isfinite(out.audio).all()
+    assert torch.equal(out.codes, codec.encode(clip))  # the codes a float32 encode gives
+    out.audio.pow(2).mean().backward()
+    assert codec.decoder.head.weight.grad is not None
+
+
+def test_code_files_follow_the_codes_not_the_decoder(clip: torch.Tensor, tmp_path: Path) -> None:
+    from notewave.audio.codec.files import load_codes, save_codes
+
+    torch.manual_seed(0)
+    seanet = Codec(config_for("tiny")).eval()
+    save_codes(tmp_path / "codes.npz", seanet.encode(clip), seanet)
+    fourier = fourier_codec()
+    fourier.encoder.load_state_dict(seanet.encoder.state_dict())
+    fourier.quantizer.load_state_dict(seanet.quantizer.state_dict())
+    codes, meta = load_codes(tmp_path / "codes.npz", fourier)  # same codes, another decoder
+    assert meta["codes_hash"] == fourier.fingerprint()["codes_hash"]
+    assert torch.equal(codes.reshape(seanet.encode(clip).shape), seanet.encode(clip))
+    with torch.no_grad():
+        next(fourier.encoder.parameters()).add_(0.01)  # another encoder: other codes
+    with pytest.raises(ConfigError, match="other codes"):
+        load_codes(tmp_path / "codes.npz", fourier)
 
 
 @pytest.mark.skipif(not (DEFAULT_CODEC_CHECKPOINT / "config.json").is_file(), reason="no shipped codec")
@@ -108,3 +140,11 @@ def test_decoder_trained_on_the_frozen_codes_of_the_shipped_codec(tmp_path: Path
         check_codec(lm_config, trained)
     with pytest.raises(ConfigError, match="freeze_codes"):
         train_codec(tmp_path / "bad", [data], steps=1, freeze_codes=True)
+    with pytest.raises(ConfigError, match="codebook_size"):  # frozen codes cannot change the RVQ
+        train_codec(tmp_path / "bad", [data], steps=1, **{**kwargs, "overrides": {"codebook_size": 512}})
+    # a frozen run resumes frozen without being told, and --init of a fourier codec keeps its decoder
+    resumed = train_codec(tmp_path / "run", [data], steps=44, eval_every=44, resume=True, **kwargs)
+    assert resumed["freeze_codes"] and resumed["steps"] == 44
+    assert torch.equal(Codec.from_pretrained(tmp_path / "run" / "last").encode(clip), shipped.encode(clip))
+    regrown = _from_init(tmp_path / "run" / "last", "medium", {"num_codebooks": 8}, False)
+    assert isinstance(regrown.decoder, FourierDecoder) and regrown.config.decoder_dim == 64

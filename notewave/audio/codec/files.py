@@ -8,7 +8,9 @@ Code files (``.npz``, no pickled objects):
 - ``num_samples`` (int): length of the encoded audio at the codec rate. The encoder pads the last
   frame with zeros, so ``(T - 1) * hop_length < num_samples <= T * hop_length`` (the slack of up to
   ``hop_length - 1`` samples is the padding that decoding cuts off).
-- ``config_hash``, ``weights_hash`` (str, 16 hex digits) and ``config`` (str, JSON) of the codec.
+- ``config_hash``, ``weights_hash``, ``codes_hash`` (str, 16 hex digits; ``Codec.fingerprint()``) and
+  ``config`` (str, JSON) of the codec. A codec decodes a file whose ``codes_hash`` is its own (any
+  decoder on the same encoder and RVQ); a file without one needs the same config and weights hashes.
 
 :func:`load_codes` checks all of it and reports any fault as one :class:`~notewave.errors.DataError`
 naming the file (a codec that did not make the codes: :class:`~notewave.errors.ConfigError`).
@@ -37,6 +39,7 @@ KEY_KINDS = {
     "num_samples": "int",
     "config_hash": "str",
     "weights_hash": "str",
+    "codes_hash": "str",
     "config": "str",
 }
 
@@ -171,16 +174,18 @@ def load_codes(
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(f"{path}: config is not a codec config ({type(exc).__name__}: {exc})") from exc
     if codec is not None:
-        mine = codec.fingerprint()
-        if meta["config_hash"] != mine["config_hash"]:
+        mine, key = codec.fingerprint(), codec.identity_mismatch(meta)
+        if not (meta.get("codes_hash") or meta.get("weights_hash")):  # nothing says which weights
+            key = key or "weights_hash"
+        if key == "config_hash":
             raise ConfigError(
                 f"{path} was made by a different codec (config {meta['config_hash']}, this codec "
                 f"{mine['config_hash']}; theirs: {meta.get('config')})"
             )
-        if meta.get("weights_hash") != mine["weights_hash"]:
+        if key is not None:
+            what = "other codes (another encoder, RVQ or size)" if key == "codes_hash" else "other weights"
             raise ConfigError(
-                f"{path} was made by a codec with other weights (weights hash {meta.get('weights_hash')}, "
-                f"this codec {mine['weights_hash']})"
+                f"{path} was made by a codec with {what}: {key} {meta.get(key)}, this codec {mine[key]}"
             )
         limits = {"num_codebooks": codec.num_codebooks, "codebook_size": codec.codebook_size}
         limits["hop_length"] = codec.hop_length

@@ -1,7 +1,7 @@
 """A Fourier-domain decoder for the codec: ConvNeXt blocks at the STFT frame rate and an inverse STFT.
 
-After Vocos (Siuzdenko et al. 2023, "Vocos: Closing the gap between time-domain and Fourier-based
-neural vocoders for high-quality audio synthesis"), which decodes EnCodec's codes this way. Instead
+After Vocos (Siuzdak 2023, "Vocos: Closing the gap between time-domain and Fourier-based neural
+vocoders for high-quality audio synthesis", ICLR 2024), which decodes EnCodec's codes this way. Instead
 of upsampling latents to the sample rate through transposed convolutions (the SEANet decoder of
 :mod:`notewave.audio.codec.layers`), every layer runs at the STFT frame rate and the last one
 predicts each frame's spectrum: a log magnitude and a phase per frequency bin, turned into
@@ -14,7 +14,8 @@ LayerNorm, Linear to 3x width, GELU, Linear back, scaled by a learned per-channe
 input; Liu et al. 2022, "A ConvNet for the 2020s") -> LayerNorm -> Linear to ``istft_n_fft + 2``
 channels: ``istft_n_fft / 2 + 1`` log magnitudes (clamped at 6 before ``exp``) and as many phases
 (radians, unbounded) -> inverse STFT (``istft_n_fft`` window, ``istft_hop`` samples hop, centred)
--> ``wav [B, 1, T * hop_length]``.
+-> ``wav [B, 1, T * hop_length]``. The head, ``exp``, ``polar`` and the inverse STFT run in float32
+with autocast off (a bfloat16 phase is too coarse, and ``torch.polar`` takes one dtype).
 """
 
 from __future__ import annotations
@@ -75,17 +76,19 @@ class FourierDecoder(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
 
     def spectrum(self, latents: torch.Tensor) -> torch.Tensor:
-        """Complex STFT ``[B, istft_n_fft / 2 + 1, T * hop_length / istft_hop]`` of the decoded audio."""
+        """Complex64 STFT ``[B, istft_n_fft / 2 + 1, T * hop_length / istft_hop]`` of the decoded audio."""
         x = latents.repeat_interleave(self.repeat, dim=-1)
         x = self.norm0(self.embed(x).transpose(1, 2)).transpose(1, 2)
         x = self.norm(self.blocks(x).transpose(1, 2))
-        log_magnitude, phase = self.head(x).transpose(1, 2).chunk(2, dim=1)
-        return torch.polar(torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), phase)
+        with torch.autocast(x.device.type, enabled=False):
+            log_magnitude, phase = self.head(x.float()).transpose(1, 2).chunk(2, dim=1)
+            return torch.polar(torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), phase)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         samples = latents.shape[-1] * self.repeat * self.hop
         spec = self.spectrum(latents.float())
-        wav = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=samples)
+        with torch.autocast(spec.device.type, enabled=False):
+            wav = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=samples)
         return wav[:, None]
 
     def reach(self) -> int:

@@ -7,21 +7,20 @@ After SEANet (Tagliasacchi et al. 2020) and EnCodec (Défossez et al. 2022), wit
 layers are in :mod:`notewave.audio.codec.layers` (all convolutions weight-normalised). ``encode`` and
 ``decode`` run a folded copy of them (:mod:`notewave.audio.codec.inference`: plain weights,
 channels-last convolutions; the same outputs to float rounding). With ``decoder="fourier"`` the
-decoder is a Vocos-style one instead (:mod:`notewave.audio.codec.fourier`: ConvNeXt blocks at the
-STFT frame rate and an inverse STFT); :meth:`Codec.freeze_codes` trains such a decoder on the codes
-of a trained encoder and RVQ, which then stay exactly as they were (``fingerprint()["codes_hash"]``).
-Lengths are exact: the input is zero-padded to a multiple of ``hop_length``, so ``encode`` gives
-``ceil(N / hop_length)`` frames, ``decode`` ``T * hop_length`` samples.
+decoder is a Vocos-style one instead, run as it is (:mod:`notewave.audio.codec.fourier`: ConvNeXt
+blocks at the STFT frame rate and an inverse STFT); :meth:`Codec.freeze_codes` trains such a decoder
+on the codes of a trained encoder and RVQ, which then stay exactly as they were
+(``fingerprint()["codes_hash"]``). Lengths are exact: the input is zero-padded to a multiple of
+``hop_length``, so ``encode`` gives ``ceil(N / hop_length)`` frames, ``decode`` ``T * hop_length``
+samples.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from notewave.audio.codec.config import CODES_FIELDS, CodecConfig
 from notewave.audio.codec.fourier import FourierDecoder
 from notewave.audio.codec.inference import folded
 from notewave.audio.codec.layers import SEANetDecoder, SEANetEncoder, receptive_reach
@@ -38,88 +38,8 @@ from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoi
 from notewave.errors import AudioError, CheckpointError, ConfigError
 from notewave.paths import DEFAULT_CODEC_CHECKPOINT
 
-KIND = "codec"
-DECODERS = ("seanet", "fourier")
-_FOURIER_FIELDS = ("decoder", "decoder_dim", "decoder_layers", "istft_hop", "istft_n_fft")
 CHUNK_SECONDS = 5.0  #: window of chunked encode / decode, in seconds
 PathLike = str | os.PathLike[str]
-
-
-@dataclass(frozen=True)
-class CodecConfig:
-    """Sizes of a :class:`Codec` (defaults: 32 kHz, hop 640 samples = 50 Hz frames, 4 x 1024 codes = 2 kbps).
-
-    ``quantizer_dropout`` trains with a random 1..K codebooks per batch so that fewer also
-    decode (Zeghidour et al. 2021, SoundStream, sec. 3.3). Raises ConfigError for values out of range.
-    """
-
-    sample_rate: int = 32000  #: audio rate in Hz
-    channels: int = 32  #: encoder width after the stem, doubled at every stride
-    strides: tuple[int, ...] = (4, 5, 4, 8)  #: downsampling factors; product = hop length in samples
-    dim: int = 128  #: latent dimension D per frame
-    num_codebooks: int = 4  #: K, the RVQ codebooks
-    codebook_size: int = 1024  #: N codes per codebook (log2(N) bits each)
-    quantizer_dropout: bool = True
-    dilations: tuple[int, ...] = (1, 3)  #: dilation of each residual unit of a stage
-    kernel_size: int = 7  #: odd kernel of the first and last convolutions
-    dead_code_threshold: float = 2.0  #: RVQ codes used fewer times per batch (EMA) are restarted
-    ema_decay: float = 0.99  #: EMA decay of the codebooks
-    decoder: str = "seanet"  #: "seanet" (layers.py) or "fourier" (fourier.py: Vocos-style, inverse STFT)
-    decoder_dim: int = 256  #: fourier: width of the ConvNeXt blocks
-    decoder_layers: int = 8  #: fourier: number of ConvNeXt blocks
-    istft_hop: int = 320  #: fourier: STFT hop in samples (divides hop_length)
-    istft_n_fft: int = 1280  #: fourier: STFT window and FFT size in samples (even)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
-        object.__setattr__(self, "dilations", tuple(int(d) for d in self.dilations))
-        sizes = (
-            self.sample_rate,
-            self.channels,
-            self.dim,
-            self.num_codebooks,
-            *self.strides,
-            *self.dilations,
-        )
-        if not self.strides or min(sizes) < 1 or self.codebook_size < 2 or self.kernel_size % 2 == 0:
-            raise ConfigError(
-                f"invalid codec config (sizes >= 1, codebook_size >= 2, odd kernel_size): {self}"
-            )
-        if self.decoder not in DECODERS:
-            raise ConfigError(f"unknown codec decoder {self.decoder!r}; choose one of {list(DECODERS)}")
-        fourier = (self.decoder_dim, self.decoder_layers, self.istft_hop, self.istft_n_fft)
-        if min(fourier) < 1 or self.hop_length % self.istft_hop or self.istft_n_fft % 2:
-            raise ConfigError(
-                f"invalid fourier decoder sizes (>= 1, istft_hop dividing the hop length "
-                f"{self.hop_length}, even istft_n_fft): {fourier}"
-            )
-
-    @property
-    def hop_length(self) -> int:
-        """Samples per frame: the product of the strides."""
-        return math.prod(self.strides)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields plus ``kind``; a SEANet decoder's config leaves out the fourier fields
-        (so the configs, and hashes, of codecs saved before they existed stay as they were)."""
-        data = {
-            **asdict(self),
-            "strides": list(self.strides),
-            "dilations": list(self.dilations),
-            "kind": KIND,
-        }
-        return {k: v for k, v in data.items() if self.decoder == "fourier" or k not in _FOURIER_FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
-        """Inverse of :meth:`to_dict`, ignoring other keys; CheckpointError if ``kind`` is not ``"codec"``."""
-        if data.get("kind") != KIND:
-            raise CheckpointError(f"not a codec config (kind={data.get('kind')!r})")
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
-
-    def hash(self) -> str:
-        """16 hex digits identifying this configuration."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class CodecOutput(NamedTuple):
@@ -180,14 +100,15 @@ class Codec(nn.Module):
 
     def fingerprint(self) -> dict[str, str]:
         """16 hex digits each: ``config_hash`` and ``weights_hash`` (the whole codec), and ``codes_hash``
-        (the encoder and RVQ and the config fields they are built from: which codes audio gets; two
-        codecs with another decoder on the same codes share it)."""
-        codes_config = {k: v for k, v in self.config.to_dict().items() if k not in _FOURIER_FIELDS}
+        (which codes audio gets: the encoder's weights, the RVQ codebooks and :data:`CODES_FIELDS`;
+        not the decoder, the RVQ's training statistics or training settings, so two codecs with
+        another decoder on the same codes share it)."""
+        codes_config = {k: v for k, v in self.config.to_dict().items() if k in CODES_FIELDS}
         digest, codes = hashlib.sha256(), hashlib.sha256(json.dumps(codes_config, sort_keys=True).encode())
         for name, tensor in sorted(self.state_dict().items()):
             data = name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes()
             digest.update(data)
-            if not name.startswith("decoder."):
+            if name.startswith("encoder.") or (name.startswith("quantizer.") and name.endswith(".codebook")):
                 codes.update(data)
         return {
             "config_hash": self.config.hash(),
@@ -195,10 +116,20 @@ class Codec(nn.Module):
             "codes_hash": codes.hexdigest()[:16],
         }
 
+    def identity_mismatch(self, recorded: dict[str, Any]) -> str | None:
+        """The first hash of ``recorded`` (a :meth:`fingerprint` stored with codes or with an audio LM)
+        that this codec does not share, or ``None`` when its codes are this codec's: ``codes_hash``
+        where one was recorded (any decoder on the same codes serves), else ``config_hash`` and
+        ``weights_hash`` (records written before ``codes_hash`` existed)."""
+        mine = self.fingerprint()
+        keys = ("codes_hash",) if recorded.get("codes_hash") else ("config_hash", "weights_hash")
+        return next((k for k in keys if recorded.get(k) and recorded[k] != mine[k]), None)
+
     def freeze_codes(self) -> Codec:
         """Train only the decoder from now on: the encoder and RVQ get no gradients and stay in eval
-        mode (no codebook updates), so every code stays what it was. In training, ``forward`` with
-        ``n_q=None`` then draws n_q ~ U{1..K} for half the batches and uses K for the others."""
+        mode (no codebook updates), so every code stays what it was. In training with quantizer
+        dropout, ``forward`` with ``n_q=None`` then draws n_q ~ U{1..K} for half the batches and uses
+        K for the others (the decoder mostly serves the full rate)."""
         self.codes_frozen = True
         self.encoder.requires_grad_(False)
         self.quantizer.requires_grad_(False)
@@ -258,16 +189,19 @@ class Codec(nn.Module):
     def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
         """Encode, quantize (training mode: update the codebooks) and decode ``wav [B, 1, N]``.
 
-        ``n_q=None`` uses K codebooks (in training with quantizer dropout: a random 1..K).
+        ``n_q=None`` uses K codebooks (in training with quantizer dropout: a random 1..K; with frozen
+        codes, :meth:`freeze_codes`, a random 1..K half the time). Frozen codes are computed in
+        float32 (autocast off), as :meth:`encode` gives them.
 
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
         """
         padded = self._pad(self._check_wav(wav))
         if self.codes_frozen:
-            if n_q is None and self.training and float(torch.rand(())) < 0.5:
+            dropout = self.training and self.quantizer.quantizer_dropout > 0
+            if n_q is None and dropout and float(torch.rand(())) < 0.5:
                 n_q = int(torch.randint(1, self.num_codebooks + 1, (1,)))
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(padded.device.type, enabled=False):
                 q = self.quantizer(self.encoder(padded), n_q)
         else:
             q = self.quantizer(self.encoder(padded), n_q)

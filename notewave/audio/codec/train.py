@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from notewave.audio.codec.config import DECODER_FIELDS
 from notewave.audio.codec.data import AudioSet, split_folder
 from notewave.audio.codec.losses import (
     MultiScaleMelLoss,
@@ -87,6 +88,27 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     if missing or source.config.hop_length != model.config.hop_length:
         raise ConfigError(f"--init {init} does not fit config {config.to_dict()}: {missing[:3]}")
     model.load_state_dict({**own, **copied})
+    return model
+
+
+def _from_init(init: str | os.PathLike[str], name: str, overrides: dict[str, Any], freeze: bool) -> Codec:
+    """The :func:`grown_codec` a run starts from. Decoder fields not given keep ``init``'s; with
+    ``freeze`` every other field is ``init``'s too, and the codes must come out exactly as its own.
+
+    Raises:
+        ConfigError: with ``freeze``, other code-shaping sizes than ``init``'s, or codes that differ.
+    """
+    source = Codec.from_pretrained(init)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    decoder = {k: given.get(k, getattr(source.config, k)) for k in DECODER_FIELDS}
+    if not freeze:
+        return grown_codec(init, config_for(name, **{**given, **decoder}))
+    other = {k: v for k, v in given.items() if k not in decoder and v != getattr(source.config, k)}
+    if other:
+        raise ConfigError(f"freeze_codes keeps --init {init}'s codes; it cannot change {sorted(other)}")
+    model = grown_codec(init, dataclasses.replace(source.config, **decoder))
+    if model.fingerprint()["codes_hash"] != source.fingerprint()["codes_hash"]:
+        raise ConfigError(f"freeze_codes: the codes of --init {init} did not survive loading")
     return model
 
 
@@ -163,8 +185,13 @@ def train_codec(
     if freeze_codes and not (init or resume):
         raise ConfigError("freeze_codes trains a decoder on a trained codec's codes: give init (or resume)")
     model = Codec.from_pretrained(run / "last") if resume else None
+    if model is not None:  # a frozen run resumes frozen (its optimizer holds the decoder alone)
+        frozen = bool(model.checkpoint_config.get("codes_frozen"))
+        if freeze_codes and not frozen:
+            raise ConfigError(f"the run {run} trains its encoder too; freeze_codes cannot start on resume")
+        freeze_codes = frozen
     if model is None and init is not None:  # before the (slow) data loading: a bad --init fails at once
-        model = grown_codec(init, config_for(config, **(overrides or {})))
+        model = _from_init(init, config, overrides or {}, freeze_codes)
     sample_rate = model.sample_rate if model else config_for(config, **(overrides or {})).sample_rate
     progress = dist_info.main
     train_set, valid_set = AudioSet([], [], sample_rate), AudioSet([], [], sample_rate)
@@ -268,7 +295,8 @@ def train_codec(
                 save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(tmp / DISCRIMINATOR_FILE))
                 (tmp / "discriminator.json").write_text(json.dumps(meta), encoding="utf-8")
 
-        m.save_pretrained(folder, extra_config={"training": info}, extra_files=files)
+        settings = {"training": info, "codes_frozen": freeze_codes}
+        m.save_pretrained(folder, extra_config=settings, extra_files=files)
 
     cfg = TrainConfig(
         steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10), weight_decay=0.0,
@@ -302,6 +330,7 @@ def train_codec(
         "freeze_codes": freeze_codes,
         "codes_hash": model.fingerprint()["codes_hash"],
         "parameters": sum(p.numel() for p in model.parameters()),
+        "trained_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "config": model.config.to_dict(),
         "history": result["history"],
     }

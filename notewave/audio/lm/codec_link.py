@@ -1,4 +1,4 @@
-"""Which codec an audio LM reads: the codec's identity (config and weights hashes), the check that
+"""Which codec an audio LM reads: the codec's identity (config, weights and codes hashes), the check that
 a codec is the one an LM was trained on, and where to find it beside a checkpoint."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from notewave.paths import DEFAULT_CODEC_CHECKPOINT, PROJECT_ROOT
 
 
 def codec_identity(codec: Any) -> dict[str, Any]:
-    """What identifies a codec's codes: its config, config hash and weights hash."""
+    """What identifies a codec's codes: its config and its
+    :meth:`~notewave.audio.codec.model.Codec.fingerprint` (config, weights and codes hashes)."""
     return {"config": codec.config.to_dict(), **codec.fingerprint()}
 
 
@@ -39,14 +40,12 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
             f"the codec gives (K, N, sample_rate, frame_rate) = {sizes} but the audio LM was trained "
             f"on {expect}; use the codec the LM was trained with"
         )
-    # codes_hash: the encoder and RVQ alone, so a codec with a decoder retrained on the same codes
-    # (Codec.freeze_codes) still serves the LM; LMs recorded before it was kept compare both hashes
-    for key in ("codes_hash",) if want.get("codes_hash") else ("config_hash", "weights_hash"):
-        if want.get(key) and want[key] != got[key]:
-            raise CheckpointError(
-                f"the audio LM was trained on the codes of another codec ({key} {want[key]}, given "
-                f"{got[key]}); load it with the codec it was trained with"
-            )
+    key = codec.identity_mismatch(want)  # codes_hash where recorded: a retrained decoder serves
+    if key is not None:
+        raise CheckpointError(
+            f"the audio LM was trained on the codes of another codec ({key} {want[key]}, given "
+            f"{got[key]}); load it with the codec it was trained with"
+        )
     return want or got
 
 
