@@ -70,7 +70,7 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
 def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     """A :class:`Codec` of ``config`` holding every tensor of the checkpoint ``init`` whose name and
     shape match (encoder, decoder, the first codebooks with their EMA state and ``initialized`` flag).
-    A config with another ``decoder`` than the checkpoint's starts a fresh decoder of that kind.
+    A config with another decoder (kind or sizes) than the checkpoint's starts a fresh one.
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
     ``initialized = False`` and are k-means initialised on their first training batch.
@@ -82,7 +82,8 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     model = Codec(dataclasses.replace(config, dead_code_threshold=source.config.dead_code_threshold))
     own = model.state_dict()
     copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
-    new_decoder = config.decoder != source.config.decoder  # e.g. a fourier decoder for a SEANet codec's codes
+    # another decoder kind or size (e.g. a fourier decoder for a SEANet codec's codes) starts fresh
+    new_decoder = any(getattr(config, k) != getattr(source.config, k) for k in DECODER_FIELDS)
     fresh = ("quantizer.", "decoder.") if new_decoder else ("quantizer.",)
     missing = [k for k in own if k not in copied and not k.startswith(fresh)]
     if missing or source.config.hop_length != model.config.hop_length:
