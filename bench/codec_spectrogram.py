@@ -18,9 +18,8 @@ import torch
 
 from notewave.audio.codec.metrics import mel_distance, si_sdr
 from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec
-from notewave.audio.plot import draw_spectrogram
+from notewave.audio.plot import save_spectrograms
 from notewave.core.audio_io import load_audio
-from notewave.core.io import atomic_path
 from notewave.paths import DATA_DIR
 
 DEFAULT_TRACK = DATA_DIR / "audio" / "wesnoth" / "test" / "wanderer.flac"
@@ -35,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", nargs="*", default=None, help="a panel title per checkpoint")
     parser.add_argument("--out", type=Path, default=Path("docs/images/codec_spectrogram.png"))
     args = parser.parse_args(argv)
-    import matplotlib.pyplot as plt
-
     codecs = [Codec.from_pretrained(path) for path in args.checkpoint]
     rate = codecs[0].sample_rate
     wav, _ = load_audio(args.track, rate, offset=args.offset, duration=args.seconds)
@@ -50,15 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label}: {codec.bitrate():.1f} kbps, mel distance {mel:.3f}, SI-SDR {sdr:+.1f} dB")
         title = f"{label} ({codec.bitrate():.0f} kbps)\nmel distance {mel:.3f}, SI-SDR {sdr:+.1f} dB"
         panels.append((title, y))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), sharey=True)
-    for ax, (title, audio) in zip(axes, panels):
-        image = draw_spectrogram(ax, audio.reshape(-1).numpy(), rate, title)
-    fig.colorbar(image, ax=axes, label="dB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        fig.savefig(tmp, dpi=80, bbox_inches="tight", format="png")
-    plt.close(fig)
-    print(f"wrote {args.out}")
+    print(f"wrote {save_spectrograms([(title, a.numpy()) for title, a in panels], rate, args.out)}")
     return 0
 
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import torch
 
-from notewave.audio.plot import draw_spectrogram
+from notewave.audio.plot import save_spectrograms
 from notewave.bridge.chroma import chroma_from_audio, chroma_from_midi, chroma_similarity
 from notewave.bridge.render import render_midi
-from notewave.core.io import atomic_path
 from notewave.paths import DEFAULT_AUDIO_CHECKPOINT, JSB_MIDI_DIR
 from notewave.pipelines.sound import SoundGenerator
 
@@ -34,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="excerpt length in seconds (default 8)")
     parser.add_argument("--out", type=Path, default=Path("docs/images/audio_lm_vs_render.png"))
     args = parser.parse_args(argv)
-    import matplotlib.pyplot as plt
-
     midi = sorted((JSB_MIDI_DIR / "test").glob("*.mid"))[args.piece]
     sound = SoundGenerator.from_pretrained(args.checkpoint)
     rate, frame_rate = sound.lm.sample_rate, sound.lm.frame_rate
@@ -60,17 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         (f"the render through the codec ({sound.lm.num_codebooks} codebooks)", through.numpy()),
         ("audio LM: melody condition, CFG 3", generated),
     ]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4), sharey=True)
-    for ax, (title, wav) in zip(axes, panels):
-        image = draw_spectrogram(ax, wav, rate, title)
+    for title, wav in panels:
         chroma = chroma_from_audio(wav[None], rate, frame_rate=frame_rate, argmax=True)
         print(f"{title}: chroma cosine with the melody {chroma_similarity(chroma, melody)[0]:.3f}")
-    fig.colorbar(image, ax=axes, label="dB")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        fig.savefig(tmp, dpi=80, bbox_inches="tight", format="png")
-    plt.close(fig)
-    print(f"wrote {args.out}")
+    print(f"wrote {save_spectrograms(panels, rate, args.out, width=16 / 3)}")
     return 0
 
 

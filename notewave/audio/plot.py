@@ -7,6 +7,9 @@ notebook cell, a model card); neither touches pyplot's global state.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +17,7 @@ import torch
 
 from notewave.audio.codec.losses import MelSpectrogram
 from notewave.audio.lm.patterns import CodebookPattern
+from notewave.core.io import atomic_path
 from notewave.errors import AudioError, ConfigError
 
 SPECTROGRAM_SCALE = (2048, 512, 128)  # n_fft, hop (samples), mel bands: the codec's coarsest mel scale
@@ -118,3 +122,27 @@ def draw_pattern(ax: Any, pattern: CodebookPattern, num_frames: int, title: str 
     ax.set_xlabel("decoding step s")
     ax.set_title(title or f"{pattern.name}: {steps} steps for {num_frames} frames x {k} codebooks")
     return ax
+
+
+def save_spectrograms(
+    panels: Sequence[tuple[str, Any]], sample_rate: int, path: str | os.PathLike[str], width: float = 5.5
+) -> Path:
+    """Write ``(title, mono audio)`` panels side by side on one dB scale (:func:`draw_spectrogram`)
+    with a shared colour bar to a PNG, atomically; ``width``: inches per panel. Returns the path.
+
+    Raises:
+        AudioError: see :func:`log_mel_db`.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # not pyplot: the caller's backend is left alone
+
+    fig = Figure(figsize=(width * len(panels), 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, (title, wav) in zip(axes, panels):
+        image = draw_spectrogram(ax, np.asarray(wav, dtype=np.float32).reshape(-1), sample_rate, title)
+    fig.colorbar(image, ax=list(axes), label="dB")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, bbox_inches="tight", format="png")
+    return Path(path)

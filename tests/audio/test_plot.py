@@ -91,3 +91,16 @@ def test_plot_codebook_usage_keeps_the_callers_backend(tmp_path):
     finally:
         matplotlib.use(before)
     assert imread(png).shape[:2] == (280, round(320 * codec.num_codebooks))
+
+
+def test_save_spectrograms_writes_one_png_or_nothing(tmp_path):
+    from notewave.audio.plot import save_spectrograms
+
+    wav = load_audio(WESNOTH, 32000, offset=10.0, duration=1.0)[0][0]
+    out = save_spectrograms([("real", wav), ("quieter", 0.1 * wav)], 32000, tmp_path / "a" / "spec.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+    bad = wav.copy()
+    bad[100] = np.nan
+    with pytest.raises(AudioError, match="NaN"):
+        save_spectrograms([("real", wav), ("broken", bad)], 32000, tmp_path / "b.png")
+    assert not (tmp_path / "b.png").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a"]
