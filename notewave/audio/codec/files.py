@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from notewave.audio.codec.model import Codec
+from notewave.audio.codec.model import Codec, identity_mismatch
 from notewave.core.io import atomic_open
 from notewave.errors import ConfigError, DataError
 
@@ -174,7 +174,8 @@ def load_codes(
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(f"{path}: config is not a codec config ({type(exc).__name__}: {exc})") from exc
     if codec is not None:
-        mine, key = codec.fingerprint(), codec.identity_mismatch(meta)
+        mine = codec.fingerprint()
+        key = identity_mismatch(meta, mine)
         if not (meta.get("codes_hash") or meta.get("weights_hash")):  # nothing says which weights
             key = key or "weights_hash"
         if key == "config_hash":

@@ -116,15 +116,6 @@ class Codec(nn.Module):
             "codes_hash": codes.hexdigest()[:16],
         }
 
-    def identity_mismatch(self, recorded: dict[str, Any]) -> str | None:
-        """The first hash of ``recorded`` (a :meth:`fingerprint` stored with codes or with an audio LM)
-        that this codec does not share, or ``None`` when its codes are this codec's: ``codes_hash``
-        where one was recorded (any decoder on the same codes serves), else ``config_hash`` and
-        ``weights_hash`` (records written before ``codes_hash`` existed)."""
-        mine = self.fingerprint()
-        keys = ("codes_hash",) if recorded.get("codes_hash") else ("config_hash", "weights_hash")
-        return next((k for k in keys if recorded.get(k) and recorded[k] != mine[k]), None)
-
     def freeze_codes(self) -> Codec:
         """Train only the decoder from now on: the encoder and RVQ get no gradients and stay in eval
         mode (no codebook updates), so every code stays what it was. In training with quantizer
@@ -180,7 +171,7 @@ class Codec(nn.Module):
         """``layers``, or its folded copy (no gradients, :attr:`fast_inference` on, no forward hooks)."""
         hooked = layers._forward_hooks or layers._forward_pre_hooks  # hooks see the module's own calls
         fast = self.fast_inference and not torch.is_grad_enabled() and not hooked
-        fast = fast and not isinstance(layers, FourierDecoder)  # nothing to fold: no weight norm
+        fast = fast and isinstance(layers, nn.Sequential)  # SEANet stacks fold; FourierDecoder runs as is
         return folded(layers) if fast else layers
 
     def _pad(self, wav: torch.Tensor) -> torch.Tensor:  # zero-padded to whole frames
@@ -295,6 +286,15 @@ class Codec(nn.Module):
         load_state(model, {k: v.to(dtypes.get(k, v.dtype)) for k, v in tensors.items()}, path)
         model.checkpoint_config = raw
         return model.to(map_location).eval()
+
+
+def identity_mismatch(recorded: dict[str, Any], mine: dict[str, str]) -> str | None:
+    """The first hash of ``recorded`` (a :meth:`Codec.fingerprint` stored with codes or with an audio
+    LM) that differs from ``mine`` (the fingerprint of the codec at hand), or ``None`` when the codes
+    are the same: ``codes_hash`` where one was recorded (any decoder on the same codes serves), else
+    ``config_hash`` and ``weights_hash`` (records written before ``codes_hash`` existed)."""
+    keys = ("codes_hash",) if recorded.get("codes_hash") else ("config_hash", "weights_hash")
+    return next((k for k in keys if recorded.get(k) and recorded[k] != mine[k]), None)
 
 
 def encode_audio(

@@ -67,10 +67,11 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
     return CodecConfig(**{**CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
+def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec | None = None) -> Codec:
     """A :class:`Codec` of ``config`` holding every tensor of the checkpoint ``init`` whose name and
     shape match (encoder, decoder, the first codebooks with their EMA state and ``initialized`` flag).
     A config with another decoder (kind or sizes) than the checkpoint's starts a fresh one.
+    ``source``: the checkpoint ``init`` already loaded (it is read again when ``None``).
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
     ``initialized = False`` and are k-means initialised on their first training batch.
@@ -78,7 +79,7 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig) -> Codec:
     Raises:
         CheckpointError: unreadable checkpoint. ConfigError: a different rate, hop or layout.
     """
-    source = Codec.from_pretrained(init)
+    source = source if source is not None else Codec.from_pretrained(init)
     model = Codec(dataclasses.replace(config, dead_code_threshold=source.config.dead_code_threshold))
     own = model.state_dict()
     copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
@@ -103,11 +104,11 @@ def _from_init(init: str | os.PathLike[str], name: str, overrides: dict[str, Any
     given = {k: v for k, v in overrides.items() if v is not None}
     decoder = {k: given.get(k, getattr(source.config, k)) for k in DECODER_FIELDS}
     if not freeze:
-        return grown_codec(init, config_for(name, **{**given, **decoder}))
+        return grown_codec(init, config_for(name, **{**given, **decoder}), source)
     other = {k: v for k, v in given.items() if k not in decoder and v != getattr(source.config, k)}
     if other:
         raise ConfigError(f"freeze_codes keeps --init {init}'s codes; it cannot change {sorted(other)}")
-    model = grown_codec(init, dataclasses.replace(source.config, **decoder))
+    model = grown_codec(init, dataclasses.replace(source.config, **decoder), source)
     if model.fingerprint()["codes_hash"] != source.fingerprint()["codes_hash"]:
         raise ConfigError(f"freeze_codes: the codes of --init {init} did not survive loading")
     return model

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from notewave.audio.codec.model import Codec
+from notewave.audio.codec.model import Codec, identity_mismatch
 from notewave.errors import CheckpointError
 from notewave.paths import DEFAULT_CODEC_CHECKPOINT, PROJECT_ROOT
 
@@ -40,7 +40,7 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
             f"the codec gives (K, N, sample_rate, frame_rate) = {sizes} but the audio LM was trained "
             f"on {expect}; use the codec the LM was trained with"
         )
-    key = codec.identity_mismatch(want)  # codes_hash where recorded: a retrained decoder serves
+    key = identity_mismatch(want, got)  # codes_hash where recorded: a retrained decoder serves
     if key is not None:
         raise CheckpointError(
             f"the audio LM was trained on the codes of another codec ({key} {want[key]}, given "
