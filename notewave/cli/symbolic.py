@@ -132,6 +132,13 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             "notes it plays per bar in the bars around (default 8; 0: off)",
         )
         p.add_argument(
+            "--key-balance",
+            type=float,
+            default=None,
+            help="weight of the key guide's balance term, which steers the new notes' pitch-class mix "
+            "toward the bars around (default 0.5; 0: off)",
+        )
+        p.add_argument(
             "--lengths",
             type=float,
             default=None,
@@ -155,7 +162,7 @@ def _sampling(args: argparse.Namespace) -> dict:
         "top_p": args.top_p,
         "seed": args.seed,
         "progress": True,
-        **guide_options(args, ("key", "density", "lengths")),
+        **guide_options(args, ("key", "key_balance", "density", "lengths")),
     }
 
 

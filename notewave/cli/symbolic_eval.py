@@ -30,7 +30,7 @@ def _eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         temperature=args.temperature,
         top_p=args.top_p,
-        guides=guide_options(args, ("key", "consonance", "density", "lengths")),
+        guides=guide_options(args, ("key", "key_balance", "consonance", "density", "lengths")),
     )
     print(result.render(markdown=False), end="")
     write_reports(result, args.json, args.markdown)
@@ -75,6 +75,9 @@ def add_eval_cli(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
     e.add_argument("--seed", type=int, default=0, help="sampling seed of the first piece (default 0)")
     e.add_argument("--key", type=float, default=None, help="key guide weight of the edits (default: theirs)")
+    e.add_argument(
+        "--key-balance", type=float, default=None, help="key guide's balance term of continue and infill"
+    )
     e.add_argument(
         "--density", type=float, default=None, help="density guide of continue and infill (default: theirs)"
     )

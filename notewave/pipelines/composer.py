@@ -93,8 +93,8 @@ class Composer:
     def continue_midi(self, prompt: MidiLike, bars: int = 8, **options: Any) -> Score:
         """Continue ``prompt`` by ``bars`` bars in its tracks, tempo and meter (options and errors:
         :func:`notewave.symbolic.compose.continue_midi`: style, instruments, prompt_bars, seed,
-        temperature, top_k, top_p, progress, keep_playing, key, density, lengths, range_margin). Returns
-        prompt + continuation."""
+        temperature, top_k, top_p, progress, keep_playing, key, key_balance, density, lengths,
+        range_margin). Returns prompt + continuation."""
         return compose.continue_midi(self.model, self.vocab, prompt, bars, **options)
 
     def infill(self, midi: MidiLike, bars: tuple[int, int], tracks: Any = None, **options: Any) -> Score:

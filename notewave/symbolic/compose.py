@@ -21,6 +21,7 @@ from notewave.core.midi import BarGrid, MidiLike, bar_grid, end_at, load_score, 
 from notewave.core.sampling import check_sampling_args
 from notewave.errors import ConfigError, MidiError, TokenizerError
 from notewave.symbolic.decode import Sampling
+from notewave.symbolic.defaults import CONSONANCE, DENSITY, KEY, KEY_BALANCE, LENGTHS
 from notewave.symbolic.density_guide import CONTINUE_SHARE, DensityGuide
 from notewave.symbolic.generate import continue_piece, fill_slots
 from notewave.symbolic.guide import ConsonanceGuide
@@ -30,36 +31,6 @@ from notewave.symbolic.model import MidiLM
 from notewave.symbolic.parts import RANGE_MARGIN, Part, given_ranges, parse_instruments
 from notewave.symbolic.piece import BAR, POS, TRACK, Piece, piece_from_score, place_notes, token_grid
 from notewave.symbolic.vocab import DRUMS, MAX_TRACKS, POSITIONS_PER_QUARTER, Vocab, meter_parts
-
-#: Default consonance guidance of ``accompany`` in nats (see :class:`ConsonanceGuide`).
-CONSONANCE = 2.0
-#: Default weight of the key guide of every edit (see :class:`KeyGuide`). Picked on the validation
-#: pieces (2 per style, 12 styles) with the session-8 composer: weight 0, 0.5, 1 give a key cosine
-#: of 0.69, 0.82, 0.87 for continuations (real bars: 0.77) and 0.64, 0.80, 0.85 for infills (real:
-#: 0.83), and a pitch-class entropy against the real bars of +0.30, -0.25, -0.62 bits (infill
-#: +0.29, -0.11, -0.42): at 0.5 the new bars keep the key about as well as the real ones do.
-#: Session 11 anchored the profile to the given music (a continuation's prompt, an infill's sides;
-#: 3 validation pieces per style, session-10 composer, density guide on): continuation key cosine
-#: 0.82 -> 0.87 and entropy against the real bars -0.24 -> -0.14 bits; infill 0.78 -> 0.80, -0.06 ->
-#: -0.04.
-KEY = 0.5
-#: Default strength of the density guide of continue and infill in nats (see :class:`DensityGuide`).
-#: Picked on the validation pieces (3 per style, 12 styles) with the session-10 composer: infill
-#: density ratio min/median 0.29/1.07 without it, 0.40/1.07 at 2 nats and 0.36/0.96 at 4 with a
-#: ramp to half the notes around, 0.57/1.12 at 4 and 0.92/1.10 at 8 with a step at 0.8 of them;
-#: pitch-class entropy against the real bars -0.15 bits without it, -0.06 at 8 (continuation, at
-#: half the notes of the prompt's last bars: 0.52/1.00 -> 0.70/1.08, entropy -0.27 -> -0.24).
-DENSITY = 8.0
-#: Default weight of the length guide of continue and infill (see :class:`LengthGuide`). Picked on
-#: the validation pieces (3 per style, 12 styles; session-12 composer): how far each track's median
-#: new note length is from its own around the span (``length_shift``, octaves; the real bars 0.24
-#: continuation / 0.20 infill) is 0.79 / 0.93 without the guide (mostly too short: 9 and 10 of 29
-#: pieces more than an octave off); with a half-octave kernel 0.38 / 0.28 at 1, 0.22 / 0.25 at 1.5
-#: and 0.19 / 0.20 at 2, but chorale infills came out denser than Bach's (see ``LENGTH_SIGMA``);
-#: with the 1-octave kernel 0.36 / 0.33 at 1.5 (seed 1: 0.45 / 0.40) and 0.24 / 0.30 at 2 (bach
-#: infill density 1.20 / 1.26 at 1.5, 1.33 / 1.29 at 2; real 1.10). Key cosine and pitch-class
-#: entropy stay within seed noise (runs/s13).
-LENGTHS = 1.5
 
 
 def sampling_for(seed: int | None, temperature: float, top_k: int | None, top_p: float | None) -> Sampling:
@@ -166,6 +137,7 @@ def continue_midi(
     density: float = DENSITY,
     range_margin: int | None = RANGE_MARGIN,
     lengths: float = LENGTHS,
+    key_balance: float = KEY_BALANCE,
 ) -> Score:
     """Continue ``prompt`` by ``bars`` bars; returns prompt + continuation as one ``Score``.
 
@@ -175,7 +147,9 @@ def continue_midi(
     every track that plays in the prompt's last bar plays in every new bar, drums included (the
     grammar refuses to close its bar before a note). ``key``: weight of the key guide, which keeps
     new pitches near the pitch-class profile of the prompt's last bars
-    (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone). ``density``: strength of
+    (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone); ``key_balance``: weight
+    of its balance term, which steers the pitch-class mix of the new notes toward that profile (0:
+    off). ``density``: strength of
     the density guide, which keeps a playing track from closing a new bar with fewer than half the
     notes it plays in the prompt's last bars
     (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``lengths``: weight of the
@@ -190,7 +164,7 @@ def continue_midi(
         TokenizerError: a meter no token bars can write (e.g. 7/16), more than 16 tracks.
         ConditioningError: an unknown style or instrument.
         ConfigError: ``bars < 1``, ``prompt_bars < 1``, bad sampling settings, a negative ``key``,
-            ``density``, ``lengths`` or ``range_margin``.
+            ``key_balance``, ``density``, ``lengths`` or ``range_margin``.
     """
     if bars < 1:
         raise ConfigError(f"bars must be >= 1, got {bars}")
@@ -198,7 +172,7 @@ def continue_midi(
     score, piece = read_piece(vocab, prompt, style, prompt_bars)
     # the prompt's bars, not the new ones, set the key and density the guides hold to
     guides = [
-        KeyGuide(vocab, key, until=piece.bars),
+        KeyGuide(vocab, key, until=piece.bars, balance=key_balance),
         DensityGuide(vocab, density, until=piece.bars, share=CONTINUE_SHARE),
         LengthGuide(vocab, lengths, until=piece.bars),
     ]
@@ -285,11 +259,13 @@ def infill_midi(
     density: float = DENSITY,
     range_margin: int | None = RANGE_MARGIN,
     lengths: float = LENGTHS,
+    key_balance: float = KEY_BALANCE,
 ) -> Score:
     """Regenerate bars ``bars[0]..bars[1]`` (1-based, inclusive) of ``midi`` in ``tracks`` (track
     names; default all), from the music on both sides (MMM bar-fill). Notes starting outside
-    the span, or in other tracks, are unchanged note for note. ``key``: weight of the key guide
-    (the profile of the bars on both sides; see :func:`continue_midi`); ``density``: strength of
+    the span, or in other tracks, are unchanged note for note. ``key``, ``key_balance``: weights of
+    the key guide and its balance term (the profile of the bars on both sides; see
+    :func:`continue_midi`); ``density``: strength of
     the density guide and ``lengths`` the weight of the length guide (the bars on both sides; see
     :func:`continue_midi`). With ``keep_playing`` a
     regenerated track that plays in the bar before the span and in the bar after it (or, for a
@@ -299,7 +275,7 @@ def infill_midi(
 
     Raises:
         ConfigError: a span of zero bars, reversed, or outside the piece; an unknown track name;
-            a negative ``key``, ``density``, ``lengths`` or ``range_margin``.
+            a negative ``key``, ``key_balance``, ``density``, ``lengths`` or ``range_margin``.
         MidiError, TokenizerError, ConditioningError: as :func:`continue_midi`.
     """
     sampling = sampling_for(seed, temperature, top_k, top_p)
@@ -318,7 +294,7 @@ def infill_midi(
     model.eval()
     slots = span_slots(piece, first, last, chosen)
     guides = [
-        KeyGuide(vocab, key, skip=slots),
+        KeyGuide(vocab, key, skip=slots, balance=key_balance),
         DensityGuide(vocab, density, skip=slots),
         LengthGuide(vocab, lengths, skip=slots),
     ]

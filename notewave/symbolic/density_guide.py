@@ -34,7 +34,7 @@ from notewave.symbolic.vocab import Vocab
 DENSITY_BARS = 4  # nearest counted bars each side of the bar being written that set a track's density
 #: Share of the surrounding bars' mean notes per bar under which closing is lowered: infill's (the
 #: default) and a continuation's. Picked with the default strength
-#: (:data:`notewave.symbolic.compose.DENSITY`) on the validation pieces (3 per style, 12 styles): in
+#: (:data:`notewave.symbolic.defaults.DENSITY`) on the validation pieces (3 per style, 12 styles): in
 #: fills the model writes about half the notes around in the dense MMA styles (share 0.5 left them
 #: there, 0.8 brings them to the real bars' median); a continuation is already about as dense as
 #: the real one, and a floor of 0.8 pushed its median to 1.19 (real 1.0), 0.5 to 1.08.

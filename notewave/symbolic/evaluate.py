@@ -132,7 +132,8 @@ def run_edit(
         NotewaveError: the edit or the measure failed on this piece.
     """
     options = {"style": item.token, **options}
-    for name in ("density", "lengths", "range_margin") if edit == "accompany" else ("consonance",):
+    own = ("density", "lengths", "range_margin", "key_balance") if edit == "accompany" else ("consonance",)
+    for name in own:
         options.pop(name, None)  # the edits' own guides and bounds
     cut = compose.first_bars(item.score, prompt_bars + bars)
     if edit == "continue":
@@ -259,11 +260,11 @@ def check_settings(
         if name == "range_margin":
             if value is not None and (int(value) != value or value < 0):
                 raise ConfigError(f"range margin must be an integer >= 0 semitones (or None), got {value}")
-        elif name in ("key", "consonance", "density", "lengths"):
+        elif name in ("key", "key_balance", "consonance", "density", "lengths"):
             check_strength(name, float(value) if value is not None else math.nan)
         else:
             raise ConfigError(
-                f"unknown guide {name!r}; known: key, consonance, density, lengths, range_margin"
+                f"unknown guide {name!r}; known: key, key_balance, consonance, density, lengths, range_margin"
             )
     if split not in ("valid", "test"):
         raise ConfigError(f"split must be valid or test, got {split!r}")
@@ -299,8 +300,8 @@ def evaluate_symbolic(
         edits: a subset of :data:`EDITS` (empty: NLL only).
         seed: sampling seed of the first piece (the i-th piece uses ``seed + i``).
         temperature, top_p: sampling settings.
-        guides: weights of the edits' guides, ``{"key": W, "consonance": W, "density": W,
-            "lengths": W}``, and ``"range_margin"`` of continue and infill (semitones or None)
+        guides: weights of the edits' guides, ``{"key": W, "key_balance": W, "consonance": W,
+            "density": W, "lengths": W}``, and ``"range_margin"`` of continue and infill (semitones or None)
             (default: compose's).
 
     Raises:

@@ -13,21 +13,35 @@ language model and a key model (Hinton 2002), the same shape as the tonal priors
 HMM-based harmonizers. Pitch classes the surroundings use gain, unused ones lose at most
 ``strength * log(1 / KEY_FLOOR)`` nats; drums and the grammar mask are untouched, so every
 sample still decodes. ``strength=0`` is the model alone.
+
+That prior alone does not stop the model repeating itself: on a Freedoom metal riff whose
+bars around cycle through D, F, A, C and B-flat, the composer filled four bars with 40 Ds (key
+cosine 0.2-0.7, the real bars 0.98), and over the validation pieces its new pitch classes were
+0.13-0.25 bits less varied than the real bars'. The **balance** term adds
+``balance * log(p(pc) / q(pc))``, where ``q`` is the pitch-class histogram of the pitched notes
+this guide has seen written in the edit so far (every bar and track; counted as they close),
+smoothed with :data:`BALANCE_PRIOR` notes of ``p``: a pitch class written past its share of the
+surroundings loses, one left out gains, and nothing changes before the first note or while the
+new notes keep the surroundings' mix. It is a repetition penalty (Keskar et al. 2019, CTRL) by
+pitch class, aimed at a profile instead of at zero. One guide object serves one edit.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 
 from notewave.symbolic.decode import Bias
 from notewave.symbolic.grammar import State
-from notewave.symbolic.guide import Surroundings, nearest_bars, span_bias
+from notewave.symbolic.guide import Surroundings, check_strength, nearest_bars, span_bias
 from notewave.symbolic.piece import BAR, DUR, PITCH, TRACK, Piece
-from notewave.symbolic.vocab import DRUMS, DURATIONS
+from notewave.symbolic.vocab import DRUMS, DURATIONS, Vocab
 
 KEY_BARS = 4  # nearest counted bars each side of the bar being written that make its key profile
 KEY_FLOOR = 0.1  # uniform share mixed into the profile: an unused pitch class gets weight x log 0.1 nats
+BALANCE_PRIOR = 8.0  # notes of the profile the written histogram starts from (the balance's smoothing)
 
 
 class KeyGuide(Surroundings):
@@ -35,11 +49,26 @@ class KeyGuide(Surroundings):
 
     Arguments as :class:`~notewave.symbolic.guide.Surroundings` (``strength``: weight of the key
     model's log-probability; ``bars``: default :data:`KEY_BARS`, the bars each side that make the
-    profile). Raises ConfigError for a negative or non-finite ``strength``, or ``bars < 1``.
+    profile), and ``balance``: weight of the balance term (see the module docstring; 0: off).
+    Raises ConfigError for a negative or non-finite ``strength`` or ``balance``, or ``bars < 1``.
     """
 
     name = "key"
     default_bars = KEY_BARS
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        strength: float,
+        bars: int | None = None,
+        skip: Iterable[tuple[int, int]] = (),
+        until: int | None = None,
+        balance: float = 0.0,
+    ):
+        super().__init__(vocab, strength, bars, skip, until)
+        self.balance = check_strength("key balance", balance)
+        self.written = np.zeros(12)  # pitch classes of the new pitched notes seen so far (counts)
+        self._last: State | None = None
 
     def profile(self, piece: Piece, bar: int) -> np.ndarray | None:
         """Float64 ``[12]`` pitch-class profile (sums to 1; :data:`KEY_FLOOR` of it uniform) of the
@@ -68,18 +97,39 @@ class KeyGuide(Surroundings):
         pitch_classes = np.arange(span.stop - span.start) % 12
         return span_bias(self.vocab, "Pitch", self.strength * np.log(12 * profile[pitch_classes]))
 
+    def balance_of(self, profile: np.ndarray) -> torch.Tensor | None:
+        """Float ``[vocab size]``: ``balance * log(p / q)`` on every ``Pitch`` id (``q``: the written
+        histogram smoothed toward ``profile``, see the module docstring); ``None`` before any note."""
+        if self.balance == 0 or not (total := self.written.sum()):
+            return None
+        written = (self.written + BALANCE_PRIOR * profile) / (total + BALANCE_PRIOR)
+        span = self.vocab.spans["Pitch"]
+        pitch_classes = np.arange(span.stop - span.start) % 12
+        return span_bias(self.vocab, "Pitch", self.balance * np.log(profile / written)[pitch_classes])
+
     def for_bar(self, piece: Piece, bar: int) -> Bias | None:
         """The bias function for writing notes in ``bar`` given the music of ``piece`` around it
-        (bars past the piece's end count as empty): the key bias on a ``Pitch`` choice of a
-        pitched track; ``None`` with no pitched note around or at strength 0."""
+        (bars past the piece's end count as empty): the key bias, plus the balance term, on a
+        ``Pitch`` choice of a pitched track; ``None`` with no pitched note around or at strength 0.
+        The function counts each pitched note it sees close (a ``"note"`` state) into
+        :attr:`written`, so the guide serves one decoding run in order."""
         if self.strength == 0 or (profile := self.profile(piece, bar)) is None:
             return None
         bias = self.bias_of(profile)
         pitched = [p != DRUMS for p in piece.programs]
+        cached: dict[bytes, torch.Tensor] = {}
 
         def key(state: State) -> torch.Tensor | None:
+            last, self._last = self._last, state
             if state.phase not in ("pos", "note") or state.pos < 0:
                 return None
-            return bias if 0 <= state.track < len(pitched) and pitched[state.track] else None
+            if not (0 <= state.track < len(pitched) and pitched[state.track]):
+                return None
+            if state.phase == "note" and state != last and state.pitch >= 0:
+                self.written[state.pitch % 12] += 1  # a pitched note has just closed
+            if (balance := cached.get(self.written.tobytes())) is None:
+                extra = self.balance_of(profile)
+                balance = cached[self.written.tobytes()] = bias if extra is None else bias + extra
+            return balance
 
         return key
