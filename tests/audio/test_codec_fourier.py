@@ -148,3 +148,24 @@ def test_decoder_trained_on_the_frozen_codes_of_the_shipped_codec(tmp_path: Path
     assert torch.equal(Codec.from_pretrained(tmp_path / "run" / "last").encode(clip), shipped.encode(clip))
     regrown = _from_init(tmp_path / "run" / "last", "medium", {"num_codebooks": 8}, False)
     assert isinstance(regrown.decoder, FourierDecoder) and regrown.config.decoder_dim == 64
+
+
+@pytest.mark.skipif(not (DEFAULT_CODEC_CHECKPOINT / "config.json").is_file(), reason="no shipped codec")
+def test_a_deeper_decoder_grown_from_the_shipped_codec_starts_where_it_was(clip: torch.Tensor) -> None:
+    """``--init`` with more ``--decoder-layers`` of the same width keeps every trained block and
+    appends blocks with a zero residual scale: the same codes and, to the sample, the same audio."""
+    shipped = Codec.from_pretrained().eval()
+    layers = shipped.config.decoder_layers
+    deeper = _from_init(DEFAULT_CODEC_CHECKPOINT, "medium", {"decoder_layers": layers + 2}, True).eval()
+    assert len(deeper.decoder.blocks) == layers + 2
+    assert all(not block.scale.any() for block in list(deeper.decoder.blocks)[layers:])
+    assert deeper.fingerprint()["codes_hash"] == shipped.fingerprint()["codes_hash"]
+    with torch.no_grad():
+        codes = shipped.encode(clip)
+        assert torch.equal(deeper.encode(clip), codes)
+        assert torch.equal(deeper.decode(codes), shipped.decode(codes))
+    # another width still starts a fresh decoder
+    wider = _from_init(
+        DEFAULT_CODEC_CHECKPOINT, "medium", {"decoder_dim": 64, "decoder_layers": layers}, True
+    )
+    assert not torch.equal(wider.decoder.embed.weight[:, :2], shipped.decoder.embed.weight[:64, :2])

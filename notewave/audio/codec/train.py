@@ -70,7 +70,10 @@ def config_for(name: str, **overrides: Any) -> CodecConfig:
 def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec | None = None) -> Codec:
     """A :class:`Codec` of ``config`` holding every tensor of the checkpoint ``init`` whose name and
     shape match (encoder, decoder, the first codebooks with their EMA state and ``initialized`` flag).
-    A config with another decoder (kind or sizes) than the checkpoint's starts a fresh one.
+    A config with another decoder (kind or sizes) than the checkpoint's starts a fresh one, except
+    a deeper Fourier decoder of the same width: it keeps the checkpoint's blocks and appends new
+    ones whose residual scale is zero, so the grown codec decodes exactly as the checkpoint did
+    (zero-initialised residual branches, as in Goyal et al. 2017 and Fixup).
     ``source``: the checkpoint ``init`` already loaded (it is read again when ``None``).
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
@@ -84,13 +87,30 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     own = model.state_dict()
     copied = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
     # another decoder kind or size (e.g. a fourier decoder for a SEANet codec's codes) starts fresh
+    deeper = _deeper_fourier(source.config, config)
     new_decoder = any(getattr(config, k) != getattr(source.config, k) for k in DECODER_FIELDS)
-    fresh = ("quantizer.", "decoder.") if new_decoder else ("quantizer.",)
+    fresh = (
+        ("quantizer.", "decoder.blocks.")
+        if deeper
+        else ("quantizer.", "decoder.")
+        if new_decoder
+        else ("quantizer.",)
+    )
     missing = [k for k in own if k not in copied and not k.startswith(fresh)]
     if missing or source.config.hop_length != model.config.hop_length:
         raise ConfigError(f"--init {init} does not fit config {config.to_dict()}: {missing[:3]}")
     model.load_state_dict({**own, **copied})
+    if deeper:
+        with torch.no_grad():
+            for block in list(model.decoder.blocks)[source.config.decoder_layers :]:
+                block.scale.zero_()
     return model
+
+
+def _deeper_fourier(old: CodecConfig, new: CodecConfig) -> bool:
+    """Whether ``new`` only adds ConvNeXt blocks to ``old``'s Fourier decoder."""
+    same = all(getattr(old, k) == getattr(new, k) for k in DECODER_FIELDS if k != "decoder_layers")
+    return same and old.decoder == "fourier" and new.decoder_layers > old.decoder_layers
 
 
 def _from_init(init: str | os.PathLike[str], name: str, overrides: dict[str, Any], freeze: bool) -> Codec:
