@@ -161,6 +161,8 @@ class ContinuationQuality:
     tracks: tuple[TrackContinuation, ...] = field(default=())
     #: Bars after the span that are part of the context (an infill's right side; 0: none).
     context_after_bars: int = 0
+    #: Share of context bars with a drum onset (a groove: 1.0); None when it has no drum notes.
+    context_drum_bar_share: float | None = None
     #: How far the span's note lengths are from each pitched track's own in the context, in
     #: octaves (:func:`~notewave.symbolic.stats.length_shift`); NaN when no track has both.
     length_shift: float = math.nan
@@ -192,8 +194,14 @@ class ContinuationQuality:
 
     @property
     def drums_continued(self) -> bool | None:
-        """Drums in every span bar; None when the context has no drum notes."""
-        return None if self.drum_bar_share is None else self.drum_bar_share == 1.0
+        """The drums play in the span's bars at least as often as in the context's: in every span
+        bar when they play in every context bar (a groove), in one of two when they play in one of two
+        around (a crash every other bar); None when the context has no drum notes. (Without the
+        context share, as before session 15: in every span bar.)"""
+        if self.drum_bar_share is None:
+            return None
+        around = 1.0 if self.context_drum_bar_share is None else self.context_drum_bar_share
+        return self.drum_bar_share >= around - 1e-9
 
     @property
     def keys_agree(self) -> bool | None:
@@ -330,6 +338,7 @@ def continuation_quality(
     new_notes = pitched_notes(score, *span)
     sixteenth = max(1, score.ticks_per_quarter // 4)
     span_lines = lines[first_bar : last_bar + 1]
+    ctx_sides = (lines[ctx_first : first_bar + 1], lines[last_bar : last_bar + after + 1])  # bar lines
     result = ContinuationQuality(
         name=label,
         style=style,
@@ -339,12 +348,14 @@ def continuation_quality(
         context_notes_per_bar=sum(ctx_counts) / ctx_bars,
         new_notes_per_bar=sum(span_counts) / span_bars,
         empty_bars=int((~_bars_with_onsets(arrays, span_lines)).sum()),
-        context_empty_bars=int(
-            (~_bars_with_onsets(arrays, lines[ctx_first : first_bar + 1])).sum()
-            + (~_bars_with_onsets(arrays, lines[last_bar : last_bar + after + 1])).sum()
-        ),
+        context_empty_bars=int(sum((~_bars_with_onsets(arrays, side)).sum() for side in ctx_sides)),
         context_has_drums=has_drums,
         drum_bar_share=float(_bars_with_onsets(drums, span_lines).mean()) if has_drums else None,
+        context_drum_bar_share=(
+            float(np.concatenate([_bars_with_onsets(drums, side) for side in ctx_sides]).mean())
+            if has_drums
+            else None
+        ),
         key_cosine=cosine(ctx_hist, new_hist) if ctx_hist.any() else math.nan,
         context_key=estimate_key(ctx_hist),
         new_key=estimate_key(new_hist),

@@ -6,8 +6,10 @@ and :class:`~notewave.symbolic.quality_accompaniment.AccompanimentQuality`) by s
 :func:`render_table` and :func:`render_targets` print them as Markdown or plain text.
 
 Targets (continuations and infills): median density ratio >= 0.7 and no piece below 0.3,
-no empty bar where the prompt's context had none, drums continued in every new bar of every
-piece whose context has drums, and mean key cosine >= 0.8.
+no empty bar where the prompt's context had none, drums continued in every piece whose context
+has drums (in every new bar where they play in every context bar, a groove; as often as around
+otherwise: :attr:`~notewave.symbolic.quality.ContinuationQuality.drums_continued`), and mean key
+cosine >= 0.8.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _row_checks(row: StyleSummary) -> list[TargetCheck]:
         (f"median density ratio >= {median}", row.median_density_ratio, median, False),
         (f"no piece with density ratio < {low}", row.min_density_ratio, low, False),
         ("no empty bars where the prompt had none", row.empty_where_prompt_had_none, 0.0, True),
-        ("drums continued in every new bar", row.drums_continued, 1.0, True),
+        ("drums continued (every new bar in a groove)", row.drums_continued, 1.0, True),
         (f"mean key cosine >= {KEY_COSINE_TARGET}", row.mean_key_cosine, KEY_COSINE_TARGET, False),
     ]
     return [

@@ -253,6 +253,40 @@ def test_real_drums_continue_and_deleted_drums_do_not(drum_pieces):
     assert sum(drums) >= 0.9 * len(drums)
 
 
+def _drums_only_in(score: Score, keep_bars: set[int]) -> Score:
+    """A copy of ``score`` whose drum notes start only in the bars ``keep_bars`` (0-based)."""
+    out = score.copy()
+    lines = [int(x) for x in span_grid(out, max(keep_bars | {LAST}) + 1).lines]
+    keep = [(lines[b], lines[b + 1]) for b in keep_bars]
+    for track in out.tracks:
+        if track.is_drum:
+            track.notes.filter(lambda n: any(a <= n.time < b for a, b in keep), inplace=True)
+    return out
+
+
+def test_drums_continue_as_often_as_around(drum_pieces):
+    """A groove (drums in every context bar) must drum in every new bar; a part that plays every
+    other bar around (a crash on bars 5 and 7) is continued when it plays every other new bar."""
+    groove = next(
+        (s, span)
+        for s in drum_pieces
+        if (span := drum_span(s)) == (FIRST, LAST)
+        and continuation_quality(s, *span).context_drum_bar_share == 1.0
+        and continuation_quality(s, *span).drum_bar_share == 1.0
+    )[0]
+    assert continuation_quality(groove, FIRST, LAST).drums_continued is True
+    three = _drums_only_in(groove, set(range(FIRST)) | {8, 9, 10})
+    assert continuation_quality(three, FIRST, LAST).drums_continued is False  # a groove stops for a bar
+    sparse = _drums_only_in(groove, {4, 6, 8, 10})
+    q = continuation_quality(sparse, FIRST, LAST)
+    assert q.context_drum_bar_share == 0.5 and q.drum_bar_share == 0.5 and q.drums_continued is True
+    once = continuation_quality(_drums_only_in(groove, {4, 6, 8}), FIRST, LAST)
+    assert once.drum_bar_share == 0.25 and once.drums_continued is False
+    # an infill's context is both sides: every other bar around bars 9-12, none in them, is not continued
+    around = continuation_quality(_drums_only_in(groove, {4, 6, 12, 14}), FIRST, LAST, context_after=4)
+    assert around.context_drum_bar_share == 0.5 and around.drums_continued is False
+
+
 def test_three_four_meter_of_a_real_chorale(tmp_path):
     music21 = pytest.importorskip("music21")
     work = music21.corpus.parse("bach/bwv269")  # 3/4, one-beat pickup, first section repeated
