@@ -136,7 +136,7 @@ def _sampling_options(p: argparse.ArgumentParser, density: bool = True) -> None:
             type=float,
             default=None,
             help="weight of the key guide's balance term, which steers the new notes' pitch-class mix "
-            "toward the bars around (default 0.5; 0: off)",
+            "toward the bars around (default 0.5; 0: off; off with --key 0 too)",
         )
         p.add_argument(
             "--lengths",

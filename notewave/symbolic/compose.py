@@ -149,7 +149,7 @@ def continue_midi(
     new pitches near the pitch-class profile of the prompt's last bars
     (:class:`~notewave.symbolic.key_guide.KeyGuide`; 0: the model alone); ``key_balance``: weight
     of its balance term, which steers the pitch-class mix of the new notes toward that profile (0:
-    off). ``density``: strength of
+    off; off with ``key=0`` too). ``density``: strength of
     the density guide, which keeps a playing track from closing a new bar with fewer than half the
     notes it plays in the prompt's last bars
     (:class:`~notewave.symbolic.density_guide.DensityGuide`; 0: off). ``lengths``: weight of the

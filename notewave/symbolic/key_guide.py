@@ -19,11 +19,13 @@ bars around cycle through D, F, A, C and B-flat, the composer filled four bars w
 cosine 0.2-0.7, the real bars 0.98), and over the validation pieces its new pitch classes were
 0.13-0.25 bits less varied than the real bars'. The **balance** term adds
 ``balance * log(p(pc) / q(pc))``, where ``q`` is the pitch-class histogram of the pitched notes
-this guide has seen written in the edit so far (every bar and track; counted as they close),
+written in the edit so far (every bar and track: the new notes already in the piece, that is the
+bars from ``until`` on or the ``skip`` slots, plus those the current decoding run has closed),
 smoothed with :data:`BALANCE_PRIOR` notes of ``p``: a pitch class written past its share of the
 surroundings loses, one left out gains, and nothing changes before the first note or while the
 new notes keep the surroundings' mix. It is a repetition penalty (Keskar et al. 2019, CTRL) by
-pitch class, aimed at a profile instead of at zero. One guide object serves one edit.
+pitch class, aimed at a profile instead of at zero, and part of the key guide: at ``strength=0``
+it is off too. One guide object serves one edit.
 """
 
 from __future__ import annotations
@@ -67,8 +69,30 @@ class KeyGuide(Surroundings):
     ):
         super().__init__(vocab, strength, bars, skip, until)
         self.balance = check_strength("key balance", balance)
-        self.written = np.zeros(12)  # pitch classes of the new pitched notes seen so far (counts)
+        self._piece: Piece | None = None  # the piece the last bias function was made for
+        self._committed = np.zeros(12)  # pitch classes of the new pitched notes in that piece
+        self._pending = np.zeros(12)  # ... and of those closed since, not yet in a piece
         self._last: State | None = None
+
+    @property
+    def written(self) -> np.ndarray:
+        """Float64 ``[12]``: pitch-class counts of the new pitched notes written so far (``q``
+        before smoothing): those in the piece last given to :meth:`for_bar` plus those closed since."""
+        return self._committed + self._pending
+
+    def new_notes(self, piece: Piece) -> np.ndarray:
+        """Float64 ``[12]``: pitch-class counts of the pitched notes of ``piece`` that the edit wrote
+        (bars from ``until`` on, and the ``skip`` slots)."""
+        notes = piece.notes
+        if not len(notes):
+            return np.zeros(12)
+        new = notes[:, BAR] >= self.until if self.until is not None else np.zeros(len(notes), bool)
+        if self.skip:
+            new |= np.fromiter(
+                ((int(b), int(t)) in self.skip for b, t in notes[:, [BAR, TRACK]]), bool, len(notes)
+            )
+        pitched = np.asarray([p != DRUMS for p in piece.programs])[notes[:, TRACK]]
+        return np.bincount(notes[new & pitched, PITCH] % 12, minlength=12).astype(np.float64)
 
     def profile(self, piece: Piece, bar: int) -> np.ndarray | None:
         """Float64 ``[12]`` pitch-class profile (sums to 1; :data:`KEY_FLOOR` of it uniform) of the
@@ -111,10 +135,14 @@ class KeyGuide(Surroundings):
         """The bias function for writing notes in ``bar`` given the music of ``piece`` around it
         (bars past the piece's end count as empty): the key bias, plus the balance term, on a
         ``Pitch`` choice of a pitched track; ``None`` with no pitched note around or at strength 0.
-        The function counts each pitched note it sees close (a ``"note"`` state) into
-        :attr:`written`, so the guide serves one decoding run in order."""
+        The function counts each pitched note it sees close (a ``"note"`` state) until the guide
+        is given a new piece, which holds the notes kept (a segment the decoder drops and writes
+        again is not counted twice); so the guide serves one edit in order."""
         if self.strength == 0 or (profile := self.profile(piece, bar)) is None:
             return None
+        if piece is not self._piece:  # the notes closed so far are in this piece, or were dropped
+            self._piece, self._pending = piece, np.zeros(12)
+            self._committed = self.new_notes(piece) if self.balance else np.zeros(12)
         bias = self.bias_of(profile)
         pitched = [p != DRUMS for p in piece.programs]
         cached: dict[bytes, torch.Tensor] = {}
@@ -126,7 +154,7 @@ class KeyGuide(Surroundings):
             if not (0 <= state.track < len(pitched) and pitched[state.track]):
                 return None
             if state.phase == "note" and state != last and state.pitch >= 0:
-                self.written[state.pitch % 12] += 1  # a pitched note has just closed
+                self._pending[state.pitch % 12] += 1  # a pitched note has just closed
             if (balance := cached.get(self.written.tobytes())) is None:
                 extra = self.balance_of(profile)
                 balance = cached[self.written.tobytes()] = bias if extra is None else bias + extra

@@ -90,7 +90,10 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     deeper = _deeper_fourier(source.config, config)
     new_decoder = any(getattr(config, k) != getattr(source.config, k) for k in DECODER_FIELDS)
     fresh = (
-        ("quantizer.", "decoder.blocks.")
+        (
+            "quantizer.",
+            *(f"decoder.blocks.{i}." for i in range(source.config.decoder_layers, config.decoder_layers)),
+        )
         if deeper
         else ("quantizer.", "decoder.")
         if new_decoder
