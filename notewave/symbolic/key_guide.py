@@ -87,10 +87,7 @@ class KeyGuide(Surroundings):
         if not len(notes):
             return np.zeros(12)
         new = notes[:, BAR] >= self.until if self.until is not None else np.zeros(len(notes), bool)
-        if self.skip:
-            new |= np.fromiter(
-                ((int(b), int(t)) in self.skip for b, t in notes[:, [BAR, TRACK]]), bool, len(notes)
-            )
+        new |= self.skipped(notes)
         pitched = np.asarray([p != DRUMS for p in piece.programs])[notes[:, TRACK]]
         return np.bincount(notes[new & pitched, PITCH] % 12, minlength=12).astype(np.float64)
 
@@ -107,29 +104,38 @@ class KeyGuide(Surroundings):
         near = np.isin(notes[:, BAR], [*counted, bar] if bar < end else counted)
         pitched = np.asarray([p != DRUMS for p in piece.programs] or [False])
         rows = notes[near & pitched[notes[:, TRACK]]] if len(notes) else notes
-        if self.skip:  # only the rows of the counted bars are checked against the skipped slots
-            rows = rows[[(int(b), int(t)) not in self.skip for b, t in rows[:, [BAR, TRACK]]]]
+        rows = rows[~self.skipped(rows)]
         if not len(rows):
             return None
         weights = np.asarray(DURATIONS, dtype=np.float64)[rows[:, DUR]]
         hist = np.bincount(rows[:, PITCH] % 12, weights, minlength=12)
         return (1 - KEY_FLOOR) * hist / hist.sum() + KEY_FLOOR / 12
 
+    def skipped(self, rows: np.ndarray) -> np.ndarray:
+        """Bool ``[n]``: which note rows lie in a ``skip`` slot (their ``(bar, track)``)."""
+        if not self.skip:
+            return np.zeros(len(rows), bool)
+        return np.fromiter(((int(b), int(t)) in self.skip for b, t in rows[:, [BAR, TRACK]]), bool, len(rows))
+
+    def by_pitch_class(self, values: np.ndarray) -> torch.Tensor:
+        """Float ``[vocab size]``: ``values[pc]`` (float ``[12]``) on every ``Pitch`` id of pitch class
+        ``pc``, 0 elsewhere."""
+        span = self.vocab.spans["Pitch"]
+        return span_bias(self.vocab, "Pitch", values[np.arange(span.stop - span.start) % 12])
+
     def bias_of(self, profile: np.ndarray) -> torch.Tensor:
         """Float ``[vocab size]``: ``strength * log(12 p)`` on every ``Pitch`` id, 0 elsewhere."""
-        span = self.vocab.spans["Pitch"]
-        pitch_classes = np.arange(span.stop - span.start) % 12
-        return span_bias(self.vocab, "Pitch", self.strength * np.log(12 * profile[pitch_classes]))
+        return self.by_pitch_class(self.strength * np.log(12 * profile))
 
-    def balance_of(self, profile: np.ndarray) -> torch.Tensor | None:
-        """Float ``[vocab size]``: ``balance * log(p / q)`` on every ``Pitch`` id (``q``: the written
-        histogram smoothed toward ``profile``, see the module docstring); ``None`` before any note."""
-        if self.balance == 0 or not (total := self.written.sum()):
+    def balance_of(self, profile: np.ndarray, written: np.ndarray | None = None) -> torch.Tensor | None:
+        """Float ``[vocab size]``: ``balance * log(p / q)`` on every ``Pitch`` id (``q``: ``written``,
+        default :attr:`written`, smoothed toward ``profile``, see the module docstring); ``None``
+        before any note."""
+        written = self.written if written is None else written
+        if self.balance == 0 or not (total := written.sum()):
             return None
-        written = (self.written + BALANCE_PRIOR * profile) / (total + BALANCE_PRIOR)
-        span = self.vocab.spans["Pitch"]
-        pitch_classes = np.arange(span.stop - span.start) % 12
-        return span_bias(self.vocab, "Pitch", self.balance * np.log(profile / written)[pitch_classes])
+        smoothed = (written + BALANCE_PRIOR * profile) / (total + BALANCE_PRIOR)
+        return self.by_pitch_class(self.balance * np.log(profile / smoothed))
 
     def for_bar(self, piece: Piece, bar: int) -> Bias | None:
         """The bias function for writing notes in ``bar`` given the music of ``piece`` around it
@@ -155,9 +161,10 @@ class KeyGuide(Surroundings):
                 return None
             if state.phase == "note" and state != last and state.pitch >= 0:
                 self._pending[state.pitch % 12] += 1  # a pitched note has just closed
-            if (balance := cached.get(self.written.tobytes())) is None:
-                extra = self.balance_of(profile)
-                balance = cached[self.written.tobytes()] = bias if extra is None else bias + extra
+            written = self.written
+            if (balance := cached.get(written.tobytes())) is None:
+                extra = self.balance_of(profile, written)
+                balance = cached[written.tobytes()] = bias if extra is None else bias + extra
             return balance
 
         return key
