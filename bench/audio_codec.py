@@ -179,7 +179,10 @@ def main() -> None:
         start = time.perf_counter()
         renders = chorale_clips(args.chorales, codec.sample_rate)
         result["chorales"] = evaluate_codec(
-            codec, renders, n_q=sorted({1, codec.num_codebooks}), opus_bitrates=args.opus
+            codec,
+            renders,
+            n_q=sorted({1, codec.config.num_codebooks, codec.num_codebooks}),
+            opus_bitrates=args.opus,
         )
         print(f"\nFluidSynth renders of {len(renders)} JSB test chorales (seconds 5-10):\n")
         print(format_table(result["chorales"]))

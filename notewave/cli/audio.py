@@ -23,6 +23,7 @@ def _train_codec(args: argparse.Namespace) -> int:
         "decoder_dim": args.decoder_dim,
         "decoder_layers": args.decoder_layers,
     }
+    overrides |= {f"detail_{k}": getattr(args, f"detail_{k}") for k in ("codebooks", "dim", "layers")}
     summary = train_codec(
         args.out,
         args.audio or (),
@@ -99,9 +100,18 @@ def add_train_codec_cli(train_subparsers: argparse._SubParsersAction) -> argpars
     p.add_argument("--decoder-dim", type=int, default=None, help="fourier decoder width (default 256)")
     p.add_argument("--decoder-layers", type=int, default=None, help="fourier decoder blocks (default 8)")
     p.add_argument(
+        "--detail-codebooks",
+        type=int,
+        default=None,
+        help="codebooks of a detail stream after the main ones (fourier decoder; default 0: none)",
+    )
+    p.add_argument("--detail-dim", type=int, default=None, help="detail stream latent size (default 32)")
+    p.add_argument("--detail-layers", type=int, default=None, help="detail encoder blocks (default 3)")
+    p.add_argument(
         "--freeze-codes",
         action="store_true",
-        help="train the decoder alone on the codes of --init's encoder and RVQ (they stay unchanged)",
+        help="train the decoder (and a detail stream) on the codes of --init's encoder and RVQ "
+        "(they stay unchanged)",
     )
     p.add_argument(
         "--eval-every", type=int, default=250, help="validate and save every N steps (default 250)"

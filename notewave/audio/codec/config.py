@@ -21,6 +21,8 @@ DECODER_FIELDS = ("decoder", "decoder_dim", "decoder_layers", "istft_hop", "istf
 #: the config fields that shape the encoder and RVQ, and so the codes (codes_hash)
 CODES_FIELDS = ("sample_rate", "channels", "strides", "dim", "num_codebooks", "codebook_size", "dilations")
 CODES_FIELDS += ("kernel_size",)
+#: the config fields of the detail stream (detail.py; left out of the dict and hash when it has none)
+DETAIL_FIELDS = ("detail_codebooks", "detail_dim", "detail_layers")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class CodecConfig:
     decoder_layers: int = 8  #: fourier: number of ConvNeXt blocks
     istft_hop: int = 320  #: fourier: STFT hop in samples (divides hop_length)
     istft_n_fft: int = 1280  #: fourier: STFT window and FFT size in samples (even)
+    detail_codebooks: int = 0  #: codebooks of the detail stream (detail.py) after the K main ones; 0: none
+    detail_dim: int = 32  #: detail stream: latent dimension per frame
+    detail_layers: int = 3  #: detail stream: ConvNeXt blocks of its encoder
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strides", tuple(int(s) for s in self.strides))
@@ -72,6 +77,20 @@ class CodecConfig:
                 f"invalid fourier decoder sizes (>= 1, istft_hop dividing the hop length "
                 f"{self.hop_length}, even istft_n_fft >= 2 istft_hop): {fourier}"
             )
+        if self.detail_codebooks and (
+            self.decoder != "fourier" or min(self.detail_dim, self.detail_layers) < 1
+        ):
+            raise ConfigError(
+                "a detail stream (detail_codebooks > 0) needs the fourier decoder and detail_dim, "
+                f"detail_layers >= 1, got {self.decoder}, {self.detail_dim}, {self.detail_layers}"
+            )
+        if self.detail_codebooks < 0:
+            raise ConfigError(f"detail_codebooks must be >= 0, got {self.detail_codebooks}")
+
+    @property
+    def total_codebooks(self) -> int:
+        """All codebooks per frame: the K main ones and the detail stream's."""
+        return self.num_codebooks + self.detail_codebooks
 
     @property
     def hop_length(self) -> int:
@@ -79,15 +98,17 @@ class CodecConfig:
         return math.prod(self.strides)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields plus ``kind``; a SEANet decoder's config leaves out the fourier fields
-        (so the configs, and hashes, of codecs saved before they existed stay as they were)."""
+        """JSON-able fields plus ``kind``; a SEANet decoder's config leaves out the fourier fields and a
+        codec without a detail stream the detail fields (so the configs, and hashes, of codecs saved
+        before they existed stay as they were)."""
         data = {
             **asdict(self),
             "strides": list(self.strides),
             "dilations": list(self.dilations),
             "kind": KIND,
         }
-        return {k: v for k, v in data.items() if self.decoder == "fourier" or k not in DECODER_FIELDS}
+        data = {k: v for k, v in data.items() if self.decoder == "fourier" or k not in DECODER_FIELDS}
+        return {k: v for k, v in data.items() if self.detail_codebooks or k not in DETAIL_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:

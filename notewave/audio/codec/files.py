@@ -11,6 +11,8 @@ Code files (``.npz``, no pickled objects):
 - ``config_hash``, ``weights_hash``, ``codes_hash`` (str, 16 hex digits; ``Codec.fingerprint()``) and
   ``config`` (str, JSON) of the codec. A codec decodes a file whose ``codes_hash`` is its own (any
   decoder on the same encoder and RVQ); a file without one needs the same config and weights hashes.
+- ``detail_hash`` (str, codecs with a detail stream): a file with more than the K main codebooks
+  decodes only with the same detail stream.
 
 :func:`load_codes` checks all of it and reports any fault as one :class:`~notewave.errors.DataError`
 naming the file (a codec that did not make the codes: :class:`~notewave.errors.ConfigError`).
@@ -40,6 +42,7 @@ KEY_KINDS = {
     "config_hash": "str",
     "weights_hash": "str",
     "codes_hash": "str",
+    "detail_hash": "str",
     "config": "str",
 }
 
@@ -170,6 +173,7 @@ def load_codes(
         try:
             config = json.loads(meta["config"])
             limits = {k: int(config[k]) for k in ("num_codebooks", "codebook_size")}
+            limits["num_codebooks"] += int(config.get("detail_codebooks", 0))
             limits["hop_length"] = math.prod(int(s) for s in config["strides"])
         except (ValueError, TypeError, KeyError) as exc:
             raise DataError(f"{path}: config is not a codec config ({type(exc).__name__}: {exc})") from exc
@@ -191,6 +195,12 @@ def load_codes(
         limits = {"num_codebooks": codec.num_codebooks, "codebook_size": codec.codebook_size}
         limits["hop_length"] = codec.hop_length
     codes = _check_codes(path, raw, limits)
+    if codec is not None and codes.shape[0] > codec.config.num_codebooks:  # detail codebooks in the file
+        if meta.get("detail_hash") != mine.get("detail_hash"):
+            raise ConfigError(
+                f"{path} holds detail codebooks of another detail stream: detail_hash "
+                f"{meta.get('detail_hash')}, this codec {mine.get('detail_hash')}"
+            )
     hop = int(meta.get("hop_length", limits.get("hop_length", 0)))
     if "hop_length" in limits and hop != limits["hop_length"]:
         raise DataError(f"{path}: hop_length {hop} does not match the codec's {limits['hop_length']}")

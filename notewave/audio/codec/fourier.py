@@ -38,6 +38,8 @@ class FourierSizes(Protocol):
     decoder_layers: int
     istft_hop: int
     istft_n_fft: int
+    detail_codebooks: int
+    detail_dim: int
 
 
 class ConvNeXtBlock(nn.Module):
@@ -60,6 +62,9 @@ class ConvNeXtBlock(nn.Module):
 class FourierDecoder(nn.Module):
     """``latents float32 [B, dim, T] -> wav float32 [B, 1, T * hop_length]`` through an inverse STFT.
 
+    With a detail stream (``detail_codebooks > 0``, :mod:`notewave.audio.codec.detail`) the latents
+    are ``[B, dim + detail_dim, T]``: the main latents, then the detail latents (zeros when unused).
+
     See the module docstring. ``hop_length`` must be a multiple of ``istft_hop`` and ``istft_n_fft``
     even (checked by :class:`~notewave.audio.codec.model.CodecConfig`).
     """
@@ -68,7 +73,8 @@ class FourierDecoder(nn.Module):
         super().__init__()
         width = cfg.decoder_dim
         self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
-        self.embed = nn.Conv1d(cfg.dim, width, 7, padding=3)
+        inputs = cfg.dim + (cfg.detail_dim if cfg.detail_codebooks else 0)  # main (+ detail) latents
+        self.embed = nn.Conv1d(inputs, width, 7, padding=3)
         self.norm0 = nn.LayerNorm(width)
         self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(cfg.decoder_layers)])
         self.norm = nn.LayerNorm(width)

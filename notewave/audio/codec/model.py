@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.audio.codec.config import CODES_FIELDS, CodecConfig
+from notewave.audio.codec.config import CODES_FIELDS, DETAIL_FIELDS, CodecConfig
+from notewave.audio.codec.detail import DetailStream
 from notewave.audio.codec.fourier import FourierDecoder
 from notewave.audio.codec.inference import folded
 from notewave.audio.codec.layers import SEANetDecoder, SEANetEncoder, receptive_reach
-from notewave.audio.codec.quantize import ResidualVectorQuantizer
+from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantizer
 from notewave.core.audio_io import AudioLike, load_audio
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.errors import AudioError, CheckpointError, ConfigError
@@ -69,6 +71,7 @@ class Codec(nn.Module):
             decay=cfg.ema_decay, dead_code_threshold=cfg.dead_code_threshold,
         )  # fmt: skip
         self.decoder: nn.Module = FourierDecoder(cfg) if cfg.decoder == "fourier" else SEANetDecoder(cfg)
+        self.detail = DetailStream(cfg) if cfg.detail_codebooks else None
         self.codes_frozen = False
 
     @property
@@ -84,8 +87,8 @@ class Codec(nn.Module):
         return self.config.sample_rate / self.config.hop_length
 
     @property
-    def num_codebooks(self) -> int:
-        return self.config.num_codebooks
+    def num_codebooks(self) -> int:  # all of them: the K main ones, then the detail stream's
+        return self.config.total_codebooks
 
     @property
     def codebook_size(self) -> int:
@@ -95,32 +98,54 @@ class Codec(nn.Module):
         return -(-int(num_samples) // self.hop_length)
 
     def bitrate(self, n_q: int | None = None) -> float:
-        """Bitrate in kbps of ``n_q`` codebooks (default K): ``n_q * frame_rate * log2(N) / 1000``."""
-        return self.quantizer.bitrate(self.frame_rate, n_q) / 1000.0
+        """Bitrate in kbps of ``n_q`` codebooks (default all): ``n_q * frame_rate * log2(N) / 1000``.
+
+        Raises:
+            ConfigError: ``n_q`` outside 1..:attr:`num_codebooks`.
+        """
+        return self._n_q(n_q) * self.frame_rate * math.log2(self.codebook_size) / 1000.0
+
+    def _n_q(self, n_q: int | None) -> int:
+        if n_q is None:
+            return self.num_codebooks
+        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_codebooks:
+            raise ConfigError(f"n_q must be an int in 1..{self.num_codebooks}, got {n_q!r}")
+        return n_q
 
     def fingerprint(self) -> dict[str, str]:
-        """16 hex digits each: ``config_hash`` and ``weights_hash`` (the whole codec), and ``codes_hash``
-        (which codes audio gets: the encoder's weights, the RVQ codebooks and :data:`CODES_FIELDS`;
-        not the decoder, the RVQ's training statistics or training settings, so two codecs with
-        another decoder on the same codes share it)."""
-        codes_config = {k: v for k, v in self.config.to_dict().items() if k in CODES_FIELDS}
-        digest, codes = hashlib.sha256(), hashlib.sha256(json.dumps(codes_config, sort_keys=True).encode())
+        """16 hex digits each: ``config_hash`` and ``weights_hash`` (the whole codec), ``codes_hash``
+        (which main codes audio gets, codebooks 1..K: the encoder's weights, the RVQ codebooks and
+        :data:`CODES_FIELDS`; not the decoder, the RVQ's training statistics or training settings,
+        so two codecs with another decoder on the same codes share it) and, with a detail stream,
+        ``detail_hash`` (the same for the detail codebooks: its encoder, codebooks and fields)."""
+        config = self.config.to_dict()
+        digest, codes, detail = (
+            hashlib.sha256(),
+            _fields_hash(config, CODES_FIELDS),
+            _fields_hash(config, DETAIL_FIELDS),
+        )
         for name, tensor in sorted(self.state_dict().items()):
             data = name.encode() + tensor.detach().float().cpu().contiguous().numpy().tobytes()
             digest.update(data)
             if name.startswith("encoder.") or (name.startswith("quantizer.") and name.endswith(".codebook")):
                 codes.update(data)
-        return {
+            if name.startswith("detail.encoder.") or (
+                name.startswith("detail.") and name.endswith(".codebook")
+            ):
+                detail.update(data)
+        prints = {
             "config_hash": self.config.hash(),
             "weights_hash": digest.hexdigest()[:16],
             "codes_hash": codes.hexdigest()[:16],
         }
+        return prints | ({"detail_hash": detail.hexdigest()[:16]} if self.detail is not None else {})
 
     def freeze_codes(self) -> Codec:
         """Train only the decoder from now on: the encoder and RVQ get no gradients and stay in eval
-        mode (no codebook updates), so every code stays what it was. In training with quantizer
-        dropout, ``forward`` with ``n_q=None`` then draws n_q ~ U{1..K} for half the batches and uses
-        K for the others (the decoder mostly serves the full rate)."""
+        mode (no codebook updates), so every main code stays what it was (a detail stream, if any,
+        still trains). In training with quantizer dropout, ``forward`` with ``n_q=None`` then draws
+        n_q ~ U{1..num_codebooks} for half the batches and uses them all for the others (the
+        decoder mostly serves the full rate)."""
         self.codes_frozen = True
         self.encoder.requires_grad_(False)
         self.quantizer.requires_grad_(False)
@@ -147,6 +172,8 @@ class Codec(nn.Module):
         reach = (
             layers.reach() if isinstance(layers, FourierDecoder) else receptive_reach(layers, step, decoder)
         )
+        if self.detail is not None and not decoder:  # the detail encoder reads the main latents around
+            reach += self.detail.encoder.reach()
         ctx, starts = -(-reach // self.hop_length) + 1, range(0, frames, chunk)
         return [(a, min(frames, a + chunk), max(0, a - ctx), min(frames, a + chunk + ctx)) for a in starts]
 
@@ -187,17 +214,36 @@ class Codec(nn.Module):
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
         """
-        padded = self._pad(self._check_wav(wav))
-        if self.codes_frozen:
-            dropout = self.training and self.quantizer.quantizer_dropout > 0
-            if n_q is None and dropout and float(torch.rand(())) < 0.5:
+        padded, main_k = self._pad(self._check_wav(wav)), self.config.num_codebooks
+        dropout = self.training and self.quantizer.quantizer_dropout > 0
+        n_q = None if n_q is None else self._n_q(n_q)
+        if n_q is None and dropout and (self.codes_frozen or self.detail is not None):
+            if not self.codes_frozen or float(torch.rand(())) < 0.5:
                 n_q = int(torch.randint(1, self.num_codebooks + 1, (1,)))
+        main_n = None if n_q is None else min(n_q, main_k)
+        if self.codes_frozen:
             with torch.no_grad(), torch.autocast(padded.device.type, enabled=False):
-                q = self.quantizer(self.encoder(padded), n_q)
+                q = self.quantizer(self.encoder(padded), main_n)
         else:
-            q = self.quantizer(self.encoder(padded), n_q)
+            q = self.quantizer(self.encoder(padded), main_n)
+        if self.detail is not None:
+            q = self._with_detail(q, padded, None if n_q is None else n_q - main_k)
         audio = self.decoder(q.quantized)[..., : wav.shape[-1]]
         return CodecOutput(audio, q.codes, q.commit_loss, q.perplexity)
+
+    def _with_detail(self, q: QuantizerOutput, padded: torch.Tensor, detail_n: int | None) -> QuantizerOutput:
+        """``q`` of the main stream with the detail stream's ``detail_n`` codebooks (None: all; <= 0:
+        none, zero latents) after it: latents ``[B, dim + detail_dim, T]``, codes and perplexities
+        concatenated, the commitment losses added."""
+        assert self.detail is not None
+        if detail_n is not None and detail_n <= 0:
+            zeros = q.quantized.new_zeros(q.quantized.shape[0], self.config.detail_dim, q.quantized.shape[-1])
+            return q._replace(quantized=torch.cat([q.quantized, zeros], 1))
+        d = self.detail(padded, q.quantized, detail_n)
+        return QuantizerOutput(
+            torch.cat([q.quantized, d.quantized.to(q.quantized.dtype)], 1), torch.cat([q.codes, d.codes], 1),
+            q.commit_loss + d.commit_loss, torch.cat([q.perplexity, d.perplexity]),
+        )  # fmt: skip
 
     @torch.no_grad()
     def encode(
@@ -206,7 +252,8 @@ class Codec(nn.Module):
     ) -> torch.Tensor:  # fmt: skip
         """Codes int64 ``[B, n_q, ceil(N / hop_length)]`` of mono audio float ``[B, 1, N]`` in [-1, 1].
 
-        ``n_q``: codebooks, 1..K (default K); ``sample_rate`` (Hz): checked against the codec's if given.
+        ``n_q``: codebooks, 1..:attr:`num_codebooks` (default all; past the K main ones, the detail
+        stream's); ``sample_rate`` (Hz): checked against the codec's if given.
         Long audio is encoded in windows of ``chunk_seconds`` (``None``: at once), each with
         context either side (:meth:`chunk_spans`), so memory stays bounded and the codes
         match a one-shot encode (up to float rounding on near-ties of the nearest code).
@@ -217,11 +264,18 @@ class Codec(nn.Module):
         """
         wav, hop = self._check_wav(wav, sample_rate), self.hop_length
         device = self.quantizer.layers[0].codebook.device
-        frames = self.num_frames(wav.shape[-1])
+        frames, n, main_k = self.num_frames(wav.shape[-1]), self._n_q(n_q), self.config.num_codebooks
         codes = []
         for a, b, lo, hi in self.chunk_spans(frames, chunk_seconds):
-            latents = self._layers(self.encoder)(self._pad(wav[..., lo * hop : hi * hop]).to(device))
-            codes.append(self.quantizer.encode(latents[..., a - lo : b - lo], n_q))
+            chunk = self._pad(wav[..., lo * hop : hi * hop]).to(device)
+            latents = self._layers(self.encoder)(chunk)
+            if n <= main_k:
+                codes.append(self.quantizer.encode(latents[..., a - lo : b - lo], n))
+                continue
+            main = self.quantizer.encode(latents)  # the whole window: the detail encoder reads around
+            assert self.detail is not None
+            detail = self.detail.encode(chunk, self.quantizer.decode(main), n - main_k)
+            codes.append(torch.cat([main, detail], 1)[..., a - lo : b - lo])
         return torch.cat(codes, -1)
 
     def decode_chunks(
@@ -235,7 +289,16 @@ class Codec(nn.Module):
         if codes.numel() == 0:
             raise ConfigError(f"codes are empty (shape {shape})")
         with torch.no_grad():  # latents [B, dim, T] are small
-            latents = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.device))
+            codes, main_k = codes.to(self.quantizer.layers[0].codebook.device), self.config.num_codebooks
+            latents = self.quantizer.decode(codes[:, :main_k])
+            if self.detail is not None:
+                extra = codes[:, main_k:]
+                detail = (
+                    self.detail.quantizer.decode(extra)
+                    if extra.shape[1]
+                    else latents.new_zeros(shape[0], self.config.detail_dim, shape[-1])
+                )
+                latents = torch.cat([latents, detail], 1)
         spans = self.chunk_spans(shape[-1], chunk_seconds, decoder=True)
         return (self._decode_span(latents, *span) for span in spans)
 
@@ -246,8 +309,9 @@ class Codec(nn.Module):
 
     def decode(self, codes: torch.Tensor, chunk_seconds: float | None = CHUNK_SECONDS) -> torch.Tensor:
         """Audio float32 ``[B, 1, T * hop_length]`` in [-1, 1] (clamped) of codes int ``[B, n_q, T]``, any
-        ``1 <= n_q <= K`` (the first n_q codebooks; fewer give coarser audio). Long code sequences
-        are decoded in windows of ``chunk_seconds`` with context either side (see :meth:`encode`).
+        ``1 <= n_q <=`` :attr:`num_codebooks` (the first n_q codebooks; fewer give coarser audio).
+        Long code sequences are decoded in windows of ``chunk_seconds`` with context either side
+        (see :meth:`encode`).
 
         Raises:
             ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
@@ -286,6 +350,11 @@ class Codec(nn.Module):
         load_state(model, {k: v.to(dtypes.get(k, v.dtype)) for k, v in tensors.items()}, path)
         model.checkpoint_config = raw
         return model.to(map_location).eval()
+
+
+def _fields_hash(config: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """A sha256 object started with the JSON of ``config``'s ``keys``."""
+    return hashlib.sha256(json.dumps({k: v for k, v in config.items() if k in keys}, sort_keys=True).encode())
 
 
 def identity_mismatch(recorded: dict[str, Any], mine: dict[str, str]) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from notewave.audio.codec.config import DECODER_FIELDS
+from notewave.audio.codec.config import DECODER_FIELDS, DETAIL_FIELDS
 from notewave.audio.codec.data import AudioSet, split_folder
 from notewave.audio.codec.losses import (
     MultiScaleMelLoss,
@@ -73,7 +73,10 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     A config with another decoder (kind or sizes) than the checkpoint's starts a fresh one, except
     a deeper Fourier decoder of the same width: it keeps the checkpoint's blocks and appends new
     ones whose residual scale is zero, so the grown codec decodes exactly as the checkpoint did
-    (zero-initialised residual branches, as in Goyal et al. 2017 and Fixup).
+    (zero-initialised residual branches, as in Goyal et al. 2017 and Fixup). A detail stream
+    added to a Fourier codec (``detail_codebooks``; :mod:`notewave.audio.codec.detail`) starts
+    fresh, and the decoder's input weights for its latents start at zero, so again the grown
+    codec decodes exactly as the checkpoint did until it trains.
     ``source``: the checkpoint ``init`` already loaded (it is read again when ``None``).
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
@@ -99,6 +102,13 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
         if new_decoder
         else ("quantizer.",)
     )
+    if config.detail_codebooks and not source.config.detail_codebooks:  # a detail stream added
+        fresh += ("detail.",)
+        embed, old = own.get("decoder.embed.weight"), source.state_dict().get("decoder.embed.weight")
+        if not new_decoder and embed is not None and old is not None and embed.shape[1] > old.shape[1]:
+            copied["decoder.embed.weight"] = torch.cat(
+                [old, embed.new_zeros(*old.shape[:1], embed.shape[1] - old.shape[1], *old.shape[2:])], 1
+            )
     missing = [k for k in own if k not in copied and not k.startswith(fresh)]
     if missing or source.config.hop_length != model.config.hop_length:
         raise ConfigError(f"--init {init} does not fit config {config.to_dict()}: {missing[:3]}")
@@ -125,7 +135,7 @@ def _from_init(init: str | os.PathLike[str], name: str, overrides: dict[str, Any
     """
     source = Codec.from_pretrained(init)
     given = {k: v for k, v in overrides.items() if v is not None}
-    decoder = {k: given.get(k, getattr(source.config, k)) for k in DECODER_FIELDS}
+    decoder = {k: given.get(k, getattr(source.config, k)) for k in DECODER_FIELDS + DETAIL_FIELDS}
     if not freeze:
         return grown_codec(init, config_for(name, **{**given, **decoder}), source)
     other = {k: v for k, v in given.items() if k not in decoder and v != getattr(source.config, k)}
@@ -298,12 +308,15 @@ def train_codec(
         running.clear()
         if not len(clips):
             return record
+        main_k = m.config.num_codebooks  # with a detail stream: also the main codebooks alone
         recon = {
             k: torch.cat([m(c.to(dist_info.device), n_q=k).audio.cpu() for c in clips.split(8)])
-            for k in (1, m.num_codebooks)
+            for k in dict.fromkeys((1, main_k, m.num_codebooks))
         }
         record["val_loss"] = mel_distance(clips, recon[m.num_codebooks], sample_rate)
         record["val_mel_1codebook"] = round(mel_distance(clips, recon[1], sample_rate), 4)
+        if main_k != m.num_codebooks:
+            record[f"val_mel_{main_k}codebooks"] = round(mel_distance(clips, recon[main_k], sample_rate), 4)
         record["val_si_sdr"] = round(si_sdr(clips, recon[m.num_codebooks]), 2)
         return record
 

@@ -1,0 +1,99 @@
+"""A detail stream for the codec: extra codebooks that carry what the main codes lose.
+
+The main stream (SEANet encoder, RVQ of K codebooks; :mod:`notewave.audio.codec.model`) gives each
+frame a latent ``[dim]``. The detail stream looks at the audio's STFT log magnitudes *and* the
+main stream's quantized latents of the same frames, and writes a second latent ``[detail_dim]``
+per frame, quantized by its own RVQ of ``detail_codebooks`` codebooks (same codebook size). The
+decoder reads both latents side by side (``dim + detail_dim`` channels; zeros where the detail
+codebooks are left out), so codebooks ``1..K`` stay exactly the main stream's codes (an audio LM
+trained on them still reads them) and codebooks ``K+1..K+detail_codebooks`` add bitrate, as in a
+two-stage residual coder (SoundStream's and EnCodec's RVQ quantize one latent; here the second
+stage gets its own encoder, conditioned on the first stage's output, so it can spend its bits
+on what the first one missed).
+
+``wav [B, 1, T * hop_length]`` -> STFT (Hann window ``istft_n_fft``, hop ``istft_hop``, centred;
+the first ``T * hop_length / istft_hop`` frames) -> ``log(|X| + 1e-5)``, concatenated with the
+main latents repeated to that frame rate -> Linear to ``decoder_dim`` + LayerNorm ->
+``detail_layers`` ConvNeXt blocks (:class:`~notewave.audio.codec.fourier.ConvNeXtBlock`) ->
+LayerNorm -> strided Conv1d back to the codec's frame rate -> ``[B, detail_dim, T]``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from notewave.audio.codec.fourier import ConvNeXtBlock
+from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantizer
+
+
+class DetailSizes(Protocol):
+    """The fields of :class:`~notewave.audio.codec.config.CodecConfig` the detail stream is built from."""
+
+    dim: int
+    hop_length: int
+    codebook_size: int
+    decoder_dim: int
+    istft_hop: int
+    istft_n_fft: int
+    detail_codebooks: int
+    detail_dim: int
+    detail_layers: int
+    ema_decay: float
+    dead_code_threshold: float
+
+
+class DetailEncoder(nn.Module):
+    """``(wav float32 [B, 1, T * hop_length], main latents float32 [B, dim, T]) -> [B, detail_dim, T]``."""
+
+    def __init__(self, cfg: DetailSizes):
+        super().__init__()
+        width, bins = cfg.decoder_dim, cfg.istft_n_fft // 2 + 1
+        self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
+        self.embed = nn.Linear(bins + cfg.dim, width)
+        self.norm0 = nn.LayerNorm(width)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(cfg.detail_layers)])
+        self.norm = nn.LayerNorm(width)
+        self.down = nn.Conv1d(width, cfg.detail_dim, self.repeat, stride=self.repeat)
+        self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor, main: torch.Tensor) -> torch.Tensor:
+        frames = main.shape[-1] * self.repeat
+        with torch.autocast(wav.device.type, enabled=False):
+            spec = torch.stft(
+                wav[:, 0].float(), self.n_fft, self.hop, window=self.window, return_complex=True
+            )
+            features = torch.log(spec[..., :frames].abs() + 1e-5)
+        x = torch.cat([features, main.repeat_interleave(self.repeat, dim=-1)], 1)
+        x = self.norm0(self.embed(x.transpose(1, 2))).transpose(1, 2)
+        x = self.norm(self.blocks(x).transpose(1, 2)).transpose(1, 2)
+        return self.down(x)
+
+    def reach(self) -> int:
+        """Upper bound of the one-sided receptive field in samples (for chunked encoding)."""
+        frames = sum(block.dw.padding[0] for block in self.blocks) + self.repeat
+        return frames * self.hop + self.n_fft // 2
+
+
+class DetailStream(nn.Module):
+    """The detail encoder and its RVQ (``detail_codebooks`` x ``codebook_size``); see the module docstring."""
+
+    def __init__(self, cfg: DetailSizes):
+        super().__init__()
+        self.encoder = DetailEncoder(cfg)
+        self.quantizer = ResidualVectorQuantizer(
+            cfg.detail_dim, cfg.detail_codebooks, cfg.codebook_size, decay=cfg.ema_decay,
+            dead_code_threshold=cfg.dead_code_threshold,
+        )  # fmt: skip
+
+    def forward(self, wav: torch.Tensor, main: torch.Tensor, n_q: int | None = None) -> QuantizerOutput:
+        """Quantized detail latents of ``wav [B, 1, T * hop_length]`` given ``main [B, dim, T]``, with
+        the first ``n_q`` detail codebooks (default all); training mode updates the codebooks."""
+        return self.quantizer(self.encoder(wav, main), n_q)
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor, main: torch.Tensor, n_q: int) -> torch.Tensor:
+        """Detail codes int64 ``[B, n_q, T]`` (no updates)."""
+        return self.quantizer.encode(self.encoder(wav, main), n_q)
