@@ -12,7 +12,7 @@ stage gets its own encoder, conditioned on the first stage's output, so it can s
 on what the first one missed).
 
 ``wav [B, 1, T * hop_length]`` -> STFT (Hann window ``istft_n_fft``, hop ``istft_hop``, centred;
-the first ``T * hop_length / istft_hop`` frames) -> ``log(|X| + 1e-5)``, concatenated with the
+the first ``T * hop_length / istft_hop`` frames) -> ``log(|X| + MAGNITUDE_FLOOR)``, concatenated with the
 main latents repeated to that frame rate -> Linear to ``decoder_dim`` + LayerNorm ->
 ``detail_layers`` ConvNeXt blocks (:class:`~notewave.audio.codec.fourier.ConvNeXtBlock`) ->
 LayerNorm -> strided Conv1d back to the codec's frame rate -> ``[B, detail_dim, T]``.
@@ -27,6 +27,13 @@ from torch import nn
 
 from notewave.audio.codec.fourier import ConvNeXtBlock
 from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantizer
+
+#: added to the STFT magnitudes (Hann window of 1280 samples, so a full-scale sine peaks near 320)
+#: before the log: about 5x the floor of 16-bit quantization noise (~2e-4 per bin), so audio decoded
+#: to float (clean, no floor) and 16-bit audio (a floor) give the same features. At 1e-5 the
+#: features of empty bands differed by several nats between the two, and the detail codes of a
+#: float-decoded Ogg file were worse than none (session 16).
+MAGNITUDE_FLOOR = 1e-3
 
 
 class DetailSizes(Protocol):
@@ -61,11 +68,13 @@ class DetailEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor, main: torch.Tensor) -> torch.Tensor:
         frames = main.shape[-1] * self.repeat
+        if wav.shape[-1] <= self.n_fft // 2:  # the centred STFT's reflect padding needs more samples
+            wav = nn.functional.pad(wav, (0, self.n_fft // 2 + 1 - wav.shape[-1]))
         with torch.autocast(wav.device.type, enabled=False):
             spec = torch.stft(
                 wav[:, 0].float(), self.n_fft, self.hop, window=self.window, return_complex=True
             )
-            features = torch.log(spec[..., :frames].abs() + 1e-5)
+            features = torch.log(spec[..., :frames].abs() + MAGNITUDE_FLOOR)
         x = torch.cat([features, main.repeat_interleave(self.repeat, dim=-1)], 1)
         x = self.norm0(self.embed(x.transpose(1, 2))).transpose(1, 2)
         x = self.norm(self.blocks(x).transpose(1, 2)).transpose(1, 2)

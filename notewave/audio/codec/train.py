@@ -102,8 +102,10 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
         if new_decoder
         else ("quantizer.",)
     )
-    if config.detail_codebooks and not source.config.detail_codebooks:  # a detail stream added
+    same_detail = all(getattr(config, k) == getattr(source.config, k) for k in DETAIL_FIELDS)
+    if config.detail_codebooks and (new_decoder or not same_detail):  # a new detail stream starts fresh
         fresh += ("detail.",)
+    if config.detail_codebooks and not source.config.detail_codebooks:  # added: zero input weights
         embed, old = own.get("decoder.embed.weight"), source.state_dict().get("decoder.embed.weight")
         if not new_decoder and embed is not None and old is not None and embed.shape[1] > old.shape[1]:
             copied["decoder.embed.weight"] = torch.cat(
