@@ -93,7 +93,8 @@ def test_decode_of_unreadable_files_is_one_line_error(code_file: Path, tmp_path:
 
 
 # ---- malformed contents: DataError naming the file --------------------------------------------------
-K = json.loads((DEFAULT_CODEC_CHECKPOINT / "config.json").read_text())["num_codebooks"]  # the shipped codec's
+_SHIPPED = json.loads((DEFAULT_CODEC_CHECKPOINT / "config.json").read_text())
+K = _SHIPPED["num_codebooks"] + _SHIPPED.get("detail_codebooks", 0)  # the shipped codec's, main + detail
 CODES = np.zeros((K, 150), np.int16)
 BAD_FIELDS = {
     "bool codes": ({"codes": CODES.astype(bool)}, "must be integers"),
