@@ -101,6 +101,22 @@ def _augmentation(args: argparse.Namespace):
     )
 
 
+def _network_config(args: argparse.Namespace):
+    """The ``TranscriberConfig`` of ``train transcriber``'s size options (None when none is given).
+
+    Raises:
+        ConfigError: sizes below 1, ``--fmin`` outside (0, fmax) (from ``TranscriberConfig``), or sizes
+            with ``--resume`` (the run's own sizes are kept).
+    """
+    from notewave.bridge.transcription.model import TranscriberConfig
+
+    sizes = {k: getattr(args, k) for k in ("conv_channels", "d_model", "rnn_hidden", "fmin")}
+    sizes = {k: v for k, v in sizes.items() if v is not None}
+    if sizes and args.resume:
+        raise ConfigError("--resume keeps the run's network: give no size options with it")
+    return TranscriberConfig(**sizes) if sizes else None
+
+
 def _cli_train(args: argparse.Namespace) -> int:
     summary = train_transcriber(
         args.midi,
@@ -116,6 +132,7 @@ def _cli_train(args: argparse.Namespace) -> int:
         augment=_augmentation(args),
         holdout_soundfont=args.holdout_soundfont or None,
         init=args.init,
+        config=_network_config(args),
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -187,6 +204,15 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
+    sizes = p.add_argument_group("network and features of a new transcriber (not with --init or --resume)")
+    sizes.add_argument("--conv-channels", type=int, help="channels of the first conv stack (default 16)")
+    sizes.add_argument("--d-model", type=int, help="width after the conv stack (default 192)")
+    sizes.add_argument(
+        "--rnn-hidden",
+        type=int,
+        help="GRU hidden size per direction (default 96)",
+    )
+    sizes.add_argument("--fmin", type=float, help="lowest mel band edge in Hz (default 30)")
     add_precision_option(p)
     p.set_defaults(func=_cli_train)
     return p

@@ -19,7 +19,7 @@ from notewave.bridge.transcription.model import N_KEYS, Transcriber, Transcriber
 from notewave.bridge.transcription.notes import NoteEvent, decode_notes, notes_to_score
 from notewave.bridge.transcription.train import note_f1, score_to_intervals, train_transcriber
 from notewave.bridge.transcription.transcribe import segment_pitch_track, transcribe, transcribe_file
-from notewave.cli.bridge import add_train_transcriber_cli, add_transcribe_cli
+from notewave.cli.bridge import _network_config, add_train_transcriber_cli, add_transcribe_cli
 from notewave.errors import AudioError, CheckpointError, ConfigError, DataError
 from notewave.paths import DEFAULT_TRANSCRIBER_CHECKPOINT, JSB_MIDI_DIR
 
@@ -245,6 +245,19 @@ def test_cli_registration(tmp_path: Path) -> None:
         ["train", "transcriber", "--midi", "a", "--midi", "b", "--out", "r", "--steps", "5"]
     )
     assert args.midi == ["a", "b"] and args.steps == 5 and not args.resume and callable(args.func)
+    assert _network_config(args) is None  # no size option: the default network
+    base = ["train", "transcriber", "--midi", "a", "--out", "r"]
+    args = parser.parse_args(base + ["--d-model", "256", "--rnn-hidden", "128", "--fmin", "20"])
+    config = _network_config(args)
+    assert config == TranscriberConfig(d_model=256, rnn_hidden=128, fmin=20.0)
+    default_size = sum(p.numel() for p in Transcriber(TranscriberConfig()).parameters())
+    assert sum(p.numel() for p in Transcriber(config).parameters()) > 1.3 * default_size
+    with pytest.raises(ConfigError, match="fmin"):
+        _network_config(parser.parse_args(base + ["--fmin", "9000"]))
+    with pytest.raises(ConfigError, match="sizes"):
+        _network_config(parser.parse_args(base + ["--conv-channels", "0"]))
+    with pytest.raises(ConfigError, match="--resume"):
+        _network_config(parser.parse_args(base + ["--d-model", "256", "--resume"]))
 
 
 # ---- the shipped checkpoint on real renders --------------------------------------------
