@@ -120,3 +120,16 @@ class CodecConfig:
     def hash(self) -> str:
         """16 hex digits identifying this configuration."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def codebook_count(n_q: int | None, total: int) -> int:
+    """``n_q`` checked against ``total`` codebooks (None: all of them).
+
+    Raises:
+        ConfigError: ``n_q`` not an int (bools refused) in 1..``total``.
+    """
+    if n_q is None:
+        return total
+    if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= total:
+        raise ConfigError(f"n_q must be an int in 1..{total}, got {n_q!r}")
+    return n_q

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from notewave.audio.codec.config import CODES_FIELDS, DETAIL_FIELDS, CodecConfig
+from notewave.audio.codec.config import CODES_FIELDS, DETAIL_FIELDS, CodecConfig, codebook_count
 from notewave.audio.codec.detail import DetailStream
 from notewave.audio.codec.fourier import FourierDecoder
 from notewave.audio.codec.inference import folded
@@ -106,11 +106,7 @@ class Codec(nn.Module):
         return self._n_q(n_q) * self.frame_rate * math.log2(self.codebook_size) / 1000.0
 
     def _n_q(self, n_q: int | None) -> int:
-        if n_q is None:
-            return self.num_codebooks
-        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_codebooks:
-            raise ConfigError(f"n_q must be an int in 1..{self.num_codebooks}, got {n_q!r}")
-        return n_q
+        return codebook_count(n_q, self.num_codebooks)
 
     def fingerprint(self) -> dict[str, str]:
         """16 hex digits each: ``config_hash`` and ``weights_hash`` (the whole codec), ``codes_hash``

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from notewave.audio.codec.config import codebook_count
 from notewave.core.distributed import all_reduce_sum, broadcast_from_rank0, world_size
 from notewave.errors import ConfigError
 
@@ -322,11 +323,7 @@ class ResidualVectorQuantizer(nn.Module):
         self.layers = nn.ModuleList(VectorQuantizer(dim, codebook_size, *opts) for _ in range(num_codebooks))
 
     def _n_q(self, n_q: int | None) -> int:
-        if n_q is None:
-            return self.num_codebooks
-        if isinstance(n_q, bool) or not isinstance(n_q, int) or not 1 <= n_q <= self.num_codebooks:
-            raise ConfigError(f"n_q must be an int in 1..{self.num_codebooks}, got {n_q!r}")
-        return n_q
+        return codebook_count(n_q, self.num_codebooks)
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> QuantizerOutput:
         """Quantize latents ``x [B, D, T]`` with the first ``n_q`` quantizers.
