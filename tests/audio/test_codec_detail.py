@@ -13,9 +13,11 @@ from notewave.audio.codec.data import WESNOTH_MUSIC
 from notewave.audio.codec.files import load_codes, save_codes
 from notewave.audio.codec.metrics import mel_distance
 from notewave.audio.codec.model import DEFAULT_CODEC_CHECKPOINT, Codec
-from notewave.audio.codec.train import _from_init, config_for, train_codec
+from notewave.audio.codec.train import _from_init, config_for, grown_codec, train_codec
+from notewave.audio.lm.codec_link import check_codec
+from notewave.audio.lm.train import config_for as lm_config_for
 from notewave.core.audio_io import load_audio
-from notewave.errors import ConfigError
+from notewave.errors import CheckpointError, ConfigError
 
 SR = 32000
 pytestmark = pytest.mark.skipif(
@@ -115,6 +117,23 @@ def test_the_shipped_detail_codebooks_keep_the_main_codes_and_lower_the_mel_dist
         with_detail = mel_distance(clip, shipped.decode(codes)[..., : clip.shape[-1]], SR)
         without = mel_distance(clip, shipped.decode(codes[:, :main])[..., : clip.shape[-1]], SR)
     assert with_detail < 0.8 * without, (with_detail, without)
+    # an audio LM models the main codebooks only (codes_hash does not cover the detail stream's)
+    lm = lm_config_for("tiny", shipped)
+    assert (
+        lm.num_codebooks == main
+        and check_codec(lm, shipped)["codes_hash"] == shipped.fingerprint()["codes_hash"]
+    )
+    with pytest.raises(ConfigError, match="main codebooks"):
+        lm_config_for("tiny", shipped, num_codebooks=main + 1)
+    with pytest.raises(CheckpointError, match="codec gives"):
+        check_codec(dataclasses.replace(lm, num_codebooks=main + 1), shipped)
+    # grown with other detail sizes, the detail stream starts fresh; with the same, it is kept
+    same = grown_codec(DEFAULT_CODEC_CHECKPOINT, shipped.config, source=shipped)
+    other = grown_codec(DEFAULT_CODEC_CHECKPOINT, dataclasses.replace(shipped.config, detail_layers=4))
+    embed = shipped.detail.encoder.embed.weight
+    assert torch.equal(same.detail.encoder.embed.weight, embed)
+    assert not torch.equal(other.detail.encoder.embed.weight, embed)
+    assert not any(bool(layer.initialized) for layer in other.detail.quantizer.layers)
 
 
 @pytest.mark.skipif(not (DEFAULT_CODEC_CHECKPOINT / "config.json").is_file(), reason="no shipped codec")

@@ -84,15 +84,16 @@ def test_loss_decreases_on_real_codes(clip):
     codec = (
         Codec.from_pretrained(SHIPPED_CODEC) if (SHIPPED_CODEC / "config.json").is_file() else tiny_codec()
     )
-    codes = encode_audio(codec, clip, sample_rate=32000)  # [1, K, 200] at 50 Hz
-    assert codes.shape[:2] == (1, codec.num_codebooks) and codes.shape[2] == 200
+    k = codec.config.num_codebooks  # the main codebooks, what an audio LM models
+    codes = encode_audio(codec, clip, sample_rate=32000, n_q=k)  # [1, K, 200] at 50 Hz
+    assert codes.shape[:2] == (1, k) and codes.shape[2] == 200
     model = tiny_lm(codec).train()
     batch = torch.cat([codes[:, :, i : i + 50] for i in range(0, 200, 50)])  # 4 real 1 s windows
     cond = Conditions.empty(4, 50)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first, per_book = model.loss(batch, cond)
     first = first.detach()
-    assert per_book.shape == (codec.num_codebooks,)
+    assert per_book.shape == (k,)
     assert abs(float(first) - np.log(codec.codebook_size)) < 0.5  # untrained: near uniform
     for _ in range(30):
         loss, _ = model.loss(batch, cond)

@@ -74,8 +74,9 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     a deeper Fourier decoder of the same width: it keeps the checkpoint's blocks and appends new
     ones whose residual scale is zero, so the grown codec decodes exactly as the checkpoint did
     (zero-initialised residual branches, as in Goyal et al. 2017 and Fixup). A detail stream
-    added to a Fourier codec (``detail_codebooks``; :mod:`notewave.audio.codec.detail`) starts
-    fresh, and the decoder's input weights for its latents start at zero, so again the grown
+    added to a Fourier codec (``detail_codebooks``; :mod:`notewave.audio.codec.detail`), or one of
+    other sizes than the checkpoint's or beside a new decoder, starts fresh; when added, the decoder's
+    input weights for its latents start at zero, so again the grown
     codec decodes exactly as the checkpoint did until it trains.
     ``source``: the checkpoint ``init`` already loaded (it is read again when ``None``).
 
@@ -105,6 +106,7 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     same_detail = all(getattr(config, k) == getattr(source.config, k) for k in DETAIL_FIELDS)
     if config.detail_codebooks and (new_decoder or not same_detail):  # a new detail stream starts fresh
         fresh += ("detail.",)
+        copied = {k: v for k, v in copied.items() if not k.startswith("detail.")}
     if config.detail_codebooks and not source.config.detail_codebooks:  # added: zero input weights
         embed, old = own.get("decoder.embed.weight"), source.state_dict().get("decoder.embed.weight")
         if not new_decoder and embed is not None and old is not None and embed.shape[1] > old.shape[1]:

@@ -25,14 +25,15 @@ def check_codec(config: Any, codec: Any) -> dict[str, Any]:
         The recorded identity (``config.codec``), or the codec's own when none was recorded.
 
     An LM may model the first ``config.num_codebooks`` of a codec with more codebooks (a codec trained
-    with quantizer dropout decodes any 1..K of them).
+    with quantizer dropout decodes any 1..K of them); it reads main codebooks only, never those of a
+    detail stream (which ``codes_hash`` does not cover).
 
     Raises:
         CheckpointError: fewer codebooks than the LM reads, another N or rate, or another codec
             (its codes hash where the LM recorded one, else its config or weights hash).
     """
     want, got = config.codec, codec_identity(codec)
-    k = min(codec.num_codebooks, config.num_codebooks)
+    k = min(codec.config.num_codebooks, config.num_codebooks)  # the main stream's codebooks
     sizes = (k, codec.codebook_size, int(codec.sample_rate), float(codec.frame_rate))
     expect = (config.num_codebooks, config.codebook_size, config.sample_rate, config.frame_rate)
     if sizes != expect:

@@ -96,10 +96,12 @@ def split_files(folder: Path, suffixes: Sequence[str], midi: bool = False) -> tu
 
 
 def _encode(codec: Any, wav: np.ndarray) -> torch.Tensor:
-    """Codes int64 ``[K, ceil(N / hop)]`` of mono float32 ``[1, N]`` audio, encoded in chunks."""
-    chunk = int(_CHUNK_SECONDS * codec.frame_rate) * codec.hop_length
+    """Codes int64 ``[K, ceil(N / hop)]`` of mono float32 ``[1, N]`` audio, encoded in chunks (the K
+    main codebooks: an audio LM never reads a detail stream's, so it is not run)."""
+    chunk, k = int(_CHUNK_SECONDS * codec.frame_rate) * codec.hop_length, codec.config.num_codebooks
     parts = [
-        codec.encode(torch.from_numpy(wav[None, :, i : i + chunk])) for i in range(0, wav.shape[-1], chunk)
+        codec.encode(torch.from_numpy(wav[None, :, i : i + chunk]), n_q=k)
+        for i in range(0, wav.shape[-1], chunk)
     ]
     return torch.cat(parts, dim=2)[0]
 

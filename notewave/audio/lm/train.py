@@ -69,16 +69,18 @@ def config_for(
         pattern: codebook pattern.
         seconds: the training window (``max_frames = ceil(seconds * frame_rate)``).
         conditions: condition config (default: melody, text, no styles).
-        num_codebooks: model the first K codebooks of the codec's RVQ (default: all of them); a codec
-            trained with quantizer dropout decodes any 1..K of its codebooks.
+        num_codebooks: model the first K of the codec's main codebooks (default: all K main ones); a
+            codec trained with quantizer dropout decodes any 1..K of them. A detail stream's codebooks
+            (after the K main ones) are not modelled: ``codes_hash`` does not cover them.
         overrides: transformer fields replacing the named size's.
 
     Raises:
-        ConfigError: unknown name or pattern, or ``num_codebooks`` outside 1..codec's K.
+        ConfigError: unknown name or pattern, or ``num_codebooks`` outside 1..codec's K main codebooks.
     """
-    k = codec.num_codebooks if num_codebooks is None else int(num_codebooks)
-    if not 1 <= k <= codec.num_codebooks:
-        raise ConfigError(f"num_codebooks must be in 1..{codec.num_codebooks} (the codec's), not {k}")
+    main = codec.config.num_codebooks
+    k = main if num_codebooks is None else int(num_codebooks)
+    if not 1 <= k <= main:
+        raise ConfigError(f"num_codebooks must be in 1..{main} (the codec's main codebooks), not {k}")
     if name not in CONFIGS:
         raise ConfigError(f"unknown audio LM config {name!r}; choose one of {sorted(CONFIGS)}")
     conditions = conditions or ConditionConfig()
