@@ -67,6 +67,8 @@ class DetailEncoder(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
 
     def forward(self, wav: torch.Tensor, main: torch.Tensor) -> torch.Tensor:
+        """Detail latents float32 ``[B, detail_dim, T]`` of ``wav [B, 1, T * hop_length]`` (samples at
+        the codec's rate) and the main quantized latents ``main [B, dim, T]``."""
         frames = main.shape[-1] * self.repeat
         if wav.shape[-1] <= self.n_fft // 2:  # the centred STFT's reflect padding needs more samples
             wav = nn.functional.pad(wav, (0, self.n_fft // 2 + 1 - wav.shape[-1]))
@@ -104,5 +106,9 @@ class DetailStream(nn.Module):
 
     @torch.no_grad()
     def encode(self, wav: torch.Tensor, main: torch.Tensor, n_q: int) -> torch.Tensor:
-        """Detail codes int64 ``[B, n_q, T]`` (no updates)."""
+        """Detail codes int64 ``[B, n_q, T]`` (no updates).
+
+        Raises:
+            ConfigError: ``n_q`` outside 1..``detail_codebooks`` (from the RVQ).
+        """
         return self.quantizer.encode(self.encoder(wav, main), n_q)

@@ -57,7 +57,8 @@ class Codec(nn.Module):
     """Encoder + RVQ + decoder; see the module docstring.
 
     Properties: ``sample_rate`` (Hz), ``hop_length`` (samples per frame), ``frame_rate``
-    (frames per second), ``num_codebooks`` (K), ``codebook_size`` (N).
+    (frames per second), ``num_codebooks`` (all codebooks: the K = ``config.num_codebooks`` main ones,
+    then ``config.detail_codebooks`` of a detail stream), ``codebook_size`` (N).
     """
 
     fast_inference: bool = True  #: encode/decode through the folded copy (False: the modules themselves)
@@ -203,12 +204,14 @@ class Codec(nn.Module):
     def forward(self, wav: torch.Tensor, n_q: int | None = None) -> CodecOutput:
         """Encode, quantize (training mode: update the codebooks) and decode ``wav [B, 1, N]``.
 
-        ``n_q=None`` uses K codebooks (in training with quantizer dropout: a random 1..K; with frozen
-        codes, :meth:`freeze_codes`, a random 1..K half the time). Frozen codes are computed in
-        float32 (autocast off), as :meth:`encode` gives them.
+        ``n_q=None`` uses every codebook (in training with quantizer dropout: the RVQ's own draw of
+        1..K main ones; with a detail stream, a random 1..:attr:`num_codebooks`; with frozen codes,
+        :meth:`freeze_codes`, that draw half the time). Frozen codes are computed in float32
+        (autocast off), as :meth:`encode` gives them.
 
         Raises:
-            AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
+            AudioError: not ``[B, 1, N]``, empty, NaN/inf samples. ConfigError: ``n_q`` outside
+            1..:attr:`num_codebooks`.
         """
         padded, main_k = self._pad(self._check_wav(wav)), self.config.num_codebooks
         dropout = self.training and self.quantizer.quantizer_dropout > 0
@@ -256,7 +259,8 @@ class Codec(nn.Module):
 
         Raises:
             AudioError: not ``[B, 1, N]``, empty, NaN/inf samples.
-            ConfigError: another sample rate, ``n_q`` outside 1..K, ``chunk_seconds`` <= 0.
+            ConfigError: another sample rate, ``n_q`` outside 1..:attr:`num_codebooks`,
+                ``chunk_seconds`` <= 0.
         """
         wav, hop = self._check_wav(wav, sample_rate), self.hop_length
         device = self.quantizer.layers[0].codebook.device
@@ -310,7 +314,8 @@ class Codec(nn.Module):
         (see :meth:`encode`).
 
         Raises:
-            ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..K, codes outside [0, N), T = 0.
+            ConfigError: not an integer ``[B, n_q, T]`` tensor, n_q outside 1..:attr:`num_codebooks`,
+                codes outside [0, N), T = 0.
         """
         pieces = list(self.decode_chunks(codes, chunk_seconds))
         return pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1)
@@ -371,7 +376,7 @@ def encode_audio(
     Args:
         audio: a file soundfile reads (WAV, FLAC, OGG, ...) or an array ``[channels, samples]``.
         sample_rate: the rate in Hz of an array (required for arrays).
-        n_q: codebooks, 1..K (default K).
+        n_q: codebooks, 1..``codec.num_codebooks`` (default all, detail ones included).
         offset, duration: seconds to skip / to read (files only; ``None``: to the end).
 
     Raises:
