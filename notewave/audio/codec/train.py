@@ -75,9 +75,9 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
     ones whose residual scale is zero, so the grown codec decodes exactly as the checkpoint did
     (zero-initialised residual branches, as in Goyal et al. 2017 and Fixup). A detail stream
     added to a Fourier codec (``detail_codebooks``; :mod:`notewave.audio.codec.detail`), or one of
-    other sizes than the checkpoint's or beside a new decoder, starts fresh; when added, the decoder's
-    input weights for its latents start at zero, so again the grown
-    codec decodes exactly as the checkpoint did until it trains.
+    other sizes than the checkpoint's or beside a new (not just deeper) decoder, starts fresh; when
+    added, the decoder's input weights for its latents start at zero, so again the grown codec
+    decodes exactly as the checkpoint did until it trains.
     ``source``: the checkpoint ``init`` already loaded (it is read again when ``None``).
 
     The sample rate, strides and channel sizes must agree with the checkpoint's; extra codebooks keep
@@ -104,7 +104,7 @@ def grown_codec(init: str | os.PathLike[str], config: CodecConfig, source: Codec
         else ("quantizer.",)
     )
     same_detail = all(getattr(config, k) == getattr(source.config, k) for k in DETAIL_FIELDS)
-    if config.detail_codebooks and (new_decoder or not same_detail):  # a new detail stream starts fresh
+    if config.detail_codebooks and ((new_decoder and not deeper) or not same_detail):  # starts fresh
         fresh += ("detail.",)
         copied = {k: v for k, v in copied.items() if not k.startswith("detail.")}
     if config.detail_codebooks and not source.config.detail_codebooks:  # added: zero input weights
