@@ -105,15 +105,12 @@ def _network_config(args: argparse.Namespace):
     """The ``TranscriberConfig`` of ``train transcriber``'s size options (None when none is given).
 
     Raises:
-        ConfigError: sizes below 1, ``--fmin`` outside (0, fmax) (from ``TranscriberConfig``), or sizes
-            with ``--resume`` (the run's own sizes are kept).
+        ConfigError: sizes below 1, ``--fmin`` outside (0, fmax) (from ``TranscriberConfig``).
     """
     from notewave.bridge.transcription.model import TranscriberConfig
 
     sizes = {k: getattr(args, k) for k in ("conv_channels", "d_model", "rnn_hidden", "fmin")}
     sizes = {k: v for k, v in sizes.items() if v is not None}
-    if sizes and args.resume:
-        raise ConfigError("--resume keeps the run's network: give no size options with it")
     return TranscriberConfig(**sizes) if sizes else None
 
 
@@ -207,11 +204,7 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
     sizes = p.add_argument_group("network and features of a new transcriber (not with --init or --resume)")
     sizes.add_argument("--conv-channels", type=int, help="channels of the first conv stack (default 16)")
     sizes.add_argument("--d-model", type=int, help="width after the conv stack (default 192)")
-    sizes.add_argument(
-        "--rnn-hidden",
-        type=int,
-        help="GRU hidden size per direction (default 96)",
-    )
+    sizes.add_argument("--rnn-hidden", type=int, help="GRU hidden size per direction (default 96)")
     sizes.add_argument("--fmin", type=float, help="lowest mel band edge in Hz (default 30)")
     add_precision_option(p)
     p.set_defaults(func=_cli_train)

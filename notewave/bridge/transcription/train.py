@@ -188,13 +188,16 @@ def train_transcriber(
 
     Raises:
         DataError, SoundfontError, CheckpointError (resume, init), RenderError; ConfigError for a
-        held-out SoundFont among ``soundfonts``, or ``init`` with ``config`` or ``resume``.
+        held-out SoundFont among ``soundfonts``, ``init`` with ``config`` or ``resume``, or ``config``
+        with ``resume`` (the run's own network is kept).
     """
     start_time, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
     run = Path(run_dir)
     if init is not None and (config is not None or resume):
         raise ConfigError("init starts from a checkpoint: give neither config nor resume with it")
+    if config is not None and resume:
+        raise ConfigError("resume keeps the run's network: give no config (--resume: no size options)")
     mix = augment if isinstance(augment, Augmentation) else Augmentation() if augment else None
     train_files, _ = training_files(midi_dirs)  # (checks every file against the JSB test split)
     fonts = training_soundfonts(soundfonts, holdout_soundfont) if mix else _soundfonts(soundfonts)
