@@ -52,6 +52,11 @@ def test_codes_lengths_and_chunking_with_a_detail_stream(clip: torch.Tensor) -> 
     assert torch.equal(codec.encode(clip, n_q=main + 1), codes[:, : main + 1])
     # windows of 0.4 s with the encoders' receptive fields either side give the one-shot codes and audio
     assert torch.equal(codec.encode(clip, chunk_seconds=0.4), codec.encode(clip, chunk_seconds=None))
+    # main codes alone need only the main encoder's context: the windows of a codec without detail
+    plain = Codec(dataclasses.replace(codec.config, detail_codebooks=0))
+    main_spans = codec.chunk_spans(frames, 0.4, detail=False)
+    assert main_spans == plain.chunk_spans(frames, 0.4) != codec.chunk_spans(frames, 0.4)
+    assert torch.equal(codec.encode(clip, n_q=main, chunk_seconds=0.4), codes[:, :main])
     whole = codec.decode(codes, chunk_seconds=None)
     assert torch.allclose(codec.decode(codes, chunk_seconds=0.4), whole, atol=1e-5)
     # every count of codebooks decodes; the detail codebooks change the audio

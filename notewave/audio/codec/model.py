@@ -156,11 +156,14 @@ class Codec(nn.Module):
         return self
 
     def chunk_spans(
-        self, frames: int, chunk_seconds: float | None = CHUNK_SECONDS, decoder: bool = False
-    ) -> list[tuple[int, int, int, int]]:
+        self, frames: int, chunk_seconds: float | None = CHUNK_SECONDS, decoder: bool = False,
+        detail: bool = True,
+    ) -> list[tuple[int, int, int, int]]:  # fmt: skip
         """Frame spans ``(start, stop, lo, hi)`` of a chunked encode (``decoder``: decode) of ``frames``:
         ``[start, stop)``, ``chunk_seconds`` long (``None``: all), is kept of ``[lo, hi)``, which adds the
-        receptive field of the encoder (decoder) plus a frame either side. ConfigError if chunk_seconds <= 0.
+        receptive field of the encoder (decoder) plus a frame either side; an encode that computes
+        detail codes (``detail``, when the codec has a detail stream) also adds the detail encoder's.
+        ConfigError if chunk_seconds <= 0.
         """
         if chunk_seconds is not None and not chunk_seconds > 0:
             raise ConfigError(f"chunk_seconds must be positive seconds or None, got {chunk_seconds}")
@@ -169,7 +172,7 @@ class Codec(nn.Module):
         reach = (
             layers.reach() if isinstance(layers, FourierDecoder) else receptive_reach(layers, step, decoder)
         )
-        if self.detail is not None and not decoder:  # the detail encoder reads the main latents around
+        if self.detail is not None and detail and not decoder:  # it reads the main latents around
             reach += self.detail.encoder.reach()
         ctx, starts = -(-reach // self.hop_length) + 1, range(0, frames, chunk)
         return [(a, min(frames, a + chunk), max(0, a - ctx), min(frames, a + chunk + ctx)) for a in starts]
@@ -266,7 +269,7 @@ class Codec(nn.Module):
         device = self.quantizer.layers[0].codebook.device
         frames, n, main_k = self.num_frames(wav.shape[-1]), self._n_q(n_q), self.config.num_codebooks
         codes = []
-        for a, b, lo, hi in self.chunk_spans(frames, chunk_seconds):
+        for a, b, lo, hi in self.chunk_spans(frames, chunk_seconds, detail=n > main_k):
             chunk = self._pad(wav[..., lo * hop : hi * hop]).to(device)
             latents = self._layers(self.encoder)(chunk)
             if n <= main_k:
