@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from notewave.audio.codec.fourier import ConvNeXtBlock
+from notewave.audio.codec.fourier import FrameTrunk
 from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantizer
 
 #: added to the STFT magnitudes (Hann window of 1280 samples, so a full-scale sine peaks near 320)
@@ -52,19 +52,14 @@ class DetailSizes(Protocol):
     dead_code_threshold: float
 
 
-class DetailEncoder(nn.Module):
+class DetailEncoder(FrameTrunk):
     """``(wav float32 [B, 1, T * hop_length], main latents float32 [B, dim, T]) -> [B, detail_dim, T]``."""
 
     def __init__(self, cfg: DetailSizes):
-        super().__init__()
-        width, bins = cfg.decoder_dim, cfg.istft_n_fft // 2 + 1
-        self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
-        self.embed = nn.Linear(bins + cfg.dim, width)
-        self.norm0 = nn.LayerNorm(width)
-        self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(cfg.detail_layers)])
-        self.norm = nn.LayerNorm(width)
-        self.down = nn.Conv1d(width, cfg.detail_dim, self.repeat, stride=self.repeat)
-        self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
+        super().__init__(cfg, cfg.detail_layers)
+        self.embed = nn.Linear(cfg.istft_n_fft // 2 + 1 + cfg.dim, cfg.decoder_dim)
+        self.down = nn.Conv1d(cfg.decoder_dim, cfg.detail_dim, self.repeat, stride=self.repeat)
+        self.extra_frames = self.repeat  # the strided down-sampling reads a codec frame's STFT frames
 
     def forward(self, wav: torch.Tensor, main: torch.Tensor) -> torch.Tensor:
         """Detail latents float32 ``[B, detail_dim, T]`` of ``wav [B, 1, T * hop_length]`` (samples at
@@ -78,14 +73,7 @@ class DetailEncoder(nn.Module):
             )
             features = torch.log(spec[..., :frames].abs() + MAGNITUDE_FLOOR)
         x = torch.cat([features, main.repeat_interleave(self.repeat, dim=-1)], 1)
-        x = self.norm0(self.embed(x.transpose(1, 2))).transpose(1, 2)
-        x = self.norm(self.blocks(x).transpose(1, 2)).transpose(1, 2)
-        return self.down(x)
-
-    def reach(self) -> int:
-        """Upper bound of the one-sided receptive field in samples (for chunked encoding)."""
-        frames = sum(block.dw.padding[0] for block in self.blocks) + self.repeat
-        return frames * self.hop + self.n_fft // 2
+        return self.down(self.trunk(self.embed(x.transpose(1, 2))).transpose(1, 2))
 
 
 class DetailStream(nn.Module):

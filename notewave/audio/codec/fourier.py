@@ -59,7 +59,46 @@ class ConvNeXtBlock(nn.Module):
         return x + y.transpose(1, 2)
 
 
-class FourierDecoder(nn.Module):
+class TrunkSizes(Protocol):
+    """The fields :class:`FrameTrunk` reads (both the decoder's and the detail stream's sizes have them)."""
+
+    hop_length: int
+    decoder_dim: int
+    istft_hop: int
+    istft_n_fft: int
+
+
+class FrameTrunk(nn.Module):
+    """What the Fourier decoder and the detail encoder share: the STFT framing (``repeat`` STFT
+    frames per codec frame, ``hop`` samples, ``n_fft`` window), LayerNorm -> ``layers`` ConvNeXt
+    blocks -> LayerNorm at the STFT frame rate (:meth:`trunk`), and the Hann window.
+    Subclasses create ``embed`` (their input layer, whose padding :meth:`reach` counts if any)."""
+
+    extra_frames = 0  #: STFT frames of reach past the blocks' and embed's (detail: its down-sampling)
+
+    def __init__(self, cfg: TrunkSizes, layers: int):
+        super().__init__()
+        width = cfg.decoder_dim
+        self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
+        self.norm0 = nn.LayerNorm(width)
+        self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(layers)])
+        self.norm = nn.LayerNorm(width)
+        self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, frames, width]`` (already embedded, channels last) -> ``[B, frames, width]``."""
+        x = self.norm0(x).transpose(1, 2)
+        return self.norm(self.blocks(x).transpose(1, 2))
+
+    def reach(self) -> int:
+        """Upper bound of the one-sided receptive field in samples (for chunked coding): the
+        blocks' and the input layer's padding in STFT frames, plus ``extra_frames``, plus half a window."""
+        pad = getattr(self.embed, "padding", (0,))[0]
+        frames = pad + sum(block.dw.padding[0] for block in self.blocks) + self.extra_frames
+        return frames * self.hop + self.n_fft // 2
+
+
+class FourierDecoder(FrameTrunk):
     """``latents float32 [B, dim, T] -> wav float32 [B, 1, T * hop_length]`` through an inverse STFT.
 
     With a detail stream (``detail_codebooks > 0``, :mod:`notewave.audio.codec.detail`) the latents
@@ -70,22 +109,14 @@ class FourierDecoder(nn.Module):
     """
 
     def __init__(self, cfg: FourierSizes):
-        super().__init__()
-        width = cfg.decoder_dim
-        self.repeat, self.hop, self.n_fft = cfg.hop_length // cfg.istft_hop, cfg.istft_hop, cfg.istft_n_fft
+        super().__init__(cfg, cfg.decoder_layers)
         inputs = cfg.dim + (cfg.detail_dim if cfg.detail_codebooks else 0)  # main (+ detail) latents
-        self.embed = nn.Conv1d(inputs, width, 7, padding=3)
-        self.norm0 = nn.LayerNorm(width)
-        self.blocks = nn.Sequential(*[ConvNeXtBlock(width) for _ in range(cfg.decoder_layers)])
-        self.norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, cfg.istft_n_fft + 2)
-        self.register_buffer("window", torch.hann_window(cfg.istft_n_fft), persistent=False)
+        self.embed = nn.Conv1d(inputs, cfg.decoder_dim, 7, padding=3)
+        self.head = nn.Linear(cfg.decoder_dim, cfg.istft_n_fft + 2)
 
     def spectrum(self, latents: torch.Tensor) -> torch.Tensor:
         """Complex64 STFT ``[B, istft_n_fft / 2 + 1, T * hop_length / istft_hop]`` of the decoded audio."""
-        x = latents.repeat_interleave(self.repeat, dim=-1)
-        x = self.norm0(self.embed(x).transpose(1, 2)).transpose(1, 2)
-        x = self.norm(self.blocks(x).transpose(1, 2))
+        x = self.trunk(self.embed(latents.repeat_interleave(self.repeat, dim=-1)).transpose(1, 2))
         with torch.autocast(x.device.type, enabled=False):
             log_magnitude, phase = self.head(x.float()).transpose(1, 2).chunk(2, dim=1)
             return torch.polar(torch.exp(log_magnitude.clamp(max=MAX_LOG_MAGNITUDE)), phase)
@@ -96,8 +127,3 @@ class FourierDecoder(nn.Module):
         with torch.autocast(spec.device.type, enabled=False):
             wav = torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True, length=samples)
         return wav[:, None]
-
-    def reach(self) -> int:
-        """Upper bound of the one-sided receptive field in samples (for chunked decoding)."""
-        frames = self.embed.padding[0] + sum(block.dw.padding[0] for block in self.blocks)
-        return frames * self.hop + self.n_fft // 2
