@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from notewave.audio.codec.fourier import FrameTrunk
+from notewave.audio.codec.fourier import FrameTrunk, TrunkSizes
 from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantizer
 
 #: added to the STFT magnitudes (Hann window of 1280 samples, so a full-scale sine peaks near 320)
@@ -36,15 +36,11 @@ from notewave.audio.codec.quantize import QuantizerOutput, ResidualVectorQuantiz
 MAGNITUDE_FLOOR = 1e-3
 
 
-class DetailSizes(Protocol):
+class DetailSizes(TrunkSizes, Protocol):
     """The fields of :class:`~notewave.audio.codec.config.CodecConfig` the detail stream is built from."""
 
     dim: int
-    hop_length: int
     codebook_size: int
-    decoder_dim: int
-    istft_hop: int
-    istft_n_fft: int
     detail_codebooks: int
     detail_dim: int
     detail_layers: int

@@ -29,15 +29,20 @@ from torch import nn
 MAX_LOG_MAGNITUDE = 6.0  #: log magnitudes are clamped here before exp (|X| <= ~403)
 
 
-class FourierSizes(Protocol):
+class TrunkSizes(Protocol):
+    """The fields :class:`FrameTrunk` reads (both the decoder's and the detail stream's sizes have them)."""
+
+    hop_length: int
+    decoder_dim: int
+    istft_hop: int
+    istft_n_fft: int
+
+
+class FourierSizes(TrunkSizes, Protocol):
     """The fields of :class:`~notewave.audio.codec.model.CodecConfig` the decoder is built from."""
 
     dim: int
-    hop_length: int
-    decoder_dim: int
     decoder_layers: int
-    istft_hop: int
-    istft_n_fft: int
     detail_codebooks: int
     detail_dim: int
 
@@ -57,15 +62,6 @@ class ConvNeXtBlock(nn.Module):
         y = self.norm(self.dw(x).transpose(1, 2))
         y = self.pw2(F.gelu(self.pw1(y))) * self.scale
         return x + y.transpose(1, 2)
-
-
-class TrunkSizes(Protocol):
-    """The fields :class:`FrameTrunk` reads (both the decoder's and the detail stream's sizes have them)."""
-
-    hop_length: int
-    decoder_dim: int
-    istft_hop: int
-    istft_n_fft: int
 
 
 class FrameTrunk(nn.Module):
