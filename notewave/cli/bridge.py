@@ -80,7 +80,7 @@ def _augmentation(args: argparse.Namespace):
     """The ``Augmentation`` of ``train transcriber``'s options (``False`` with ``--no-augment``).
 
     Raises:
-        ConfigError: a source-program probability outside [0, 1] or a bad drum velocity range.
+        ConfigError: a source-program probability outside [0, 1], a bad drum velocity range or kit list.
     """
     from notewave.bridge.transcription.augment import Augmentation
 
@@ -96,8 +96,19 @@ def _augmentation(args: argparse.Namespace):
         ) from None
     if not 0 < low <= high:
         raise ConfigError(f"--drum-velocity needs 0 < LO <= HI, got {args.drum_velocity!r}")
+    try:
+        kits = tuple(int(k) for k in args.drum_kits.split(","))
+    except ValueError:
+        kits = ()
+    if not kits or not all(0 <= k <= 127 for k in kits):
+        raise ConfigError(
+            f"--drum-kits must be drum kit programs 0..127 (e.g. 0,8,25), got {args.drum_kits!r}"
+        )
     return Augmentation(
-        source_programs=args.source_programs, drum_velocity=(low, high), ensemble=args.ensemble
+        source_programs=args.source_programs,
+        drum_velocity=(low, high),
+        drum_kits=kits,
+        ensemble=args.ensemble,
     )
 
 
@@ -190,6 +201,13 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         default="0.6,1.2",
         metavar="LO,HI",
         help="with --augment: range of the factor on drum velocities (default 0.6,1.2)",
+    )
+    p.add_argument(
+        "--drum-kits",
+        default="0",
+        metavar="K,K,...",
+        help="with --augment: GM drum kit programs to draw one from per medley (default 0, the standard"
+        " kit; the GM2 set: 0,8,16,24,25,32,40,48)",
     )
     p.add_argument(
         "--ensemble",

@@ -70,6 +70,34 @@ def test_drum_notes_are_rendered_never_labelled(with_drums: Path) -> None:
 
 
 @needs_synth
+def test_drum_kits_are_drawn_per_medley_and_sound_different(with_drums: Path) -> None:
+    """``drum_kits`` puts the drum track on one of the listed GM kits per medley (both drawn over a few
+    seeds, the labels unchanged), and TimGM6mb renders its TR-808 kit unlike its standard kit."""
+    from notewave.bridge.render import render_midi
+
+    piece = load_piece(with_drums, drums=True)
+    mix = Augmentation(reverb=0.0, chorus=0.0, eq=0.0, drum_kits=(0, 25))
+    drawn, scores = set(), {}
+    for seed in range(8):
+        score, labels = make_medley([piece], np.random.default_rng(seed), excerpt_seconds=60, mix=mix)
+        (kit,) = [t for t in score.tracks if t.is_drum]
+        drawn.add(kit.program)
+        scores.setdefault(kit.program, score)
+        assert 35 not in labels[:, 2]
+    assert drawn == {0, 25}
+    one, _ = make_medley([piece], np.random.default_rng(0), excerpt_seconds=60, augment=False, mix=mix)
+    assert [t.program for t in one.tracks if t.is_drum] == [0]  # augment=False: the first kit
+    drums_only = {}
+    for program, score in scores.items():
+        score.tracks = [t for t in score.tracks if t.is_drum]
+        drums_only[program] = render_midi(score, 16000, soundfont=FONT)[0][0]
+    n = min(len(w) for w in drums_only.values())
+    a, b = drums_only[0][:n], drums_only[25][:n]
+    assert np.abs(a).max() > 0.01 and np.abs(b).max() > 0.01
+    assert np.abs(a - b).mean() > 0.2 * np.abs(a).mean()
+
+
+@needs_synth
 def test_label_roll_has_no_drum_pitches_and_drums_alone_are_loud(with_drums: Path) -> None:
     cfg = TranscriberConfig()
     piece = load_piece(with_drums, drums=True)
@@ -224,8 +252,16 @@ def test_own_programs_ensemble_family_and_the_cli_options(freedoom_piece) -> Non
         parser.parse_args([*base, "--source-programs", "0.7", "--drum-velocity", "0.8,1.4", "--ensemble"])
     )
     assert mix == Augmentation(source_programs=0.7, drum_velocity=(0.8, 1.4), ensemble=True)
+    kits = _augmentation(parser.parse_args([*base, "--drum-kits", "0,8,25"]))
+    assert kits == Augmentation(drum_kits=(0, 8, 25))
     assert _augmentation(parser.parse_args([*base, "--no-augment"])) is False
     assert _augmentation(parser.parse_args(base)) == Augmentation()
-    for bad in (["--source-programs", "1.5"], ["--drum-velocity", "2"], ["--drum-velocity", "1.2,0.5"]):
-        with pytest.raises(ConfigError, match="source-programs|drum-velocity"):
+    for bad in (
+        ["--source-programs", "1.5"],
+        ["--drum-velocity", "2"],
+        ["--drum-velocity", "1.2,0.5"],
+        ["--drum-kits", "0,x"],
+        ["--drum-kits", "200"],
+    ):
+        with pytest.raises(ConfigError, match="source-programs|drum-velocity|drum-kits"):
             _augmentation(parser.parse_args([*base, *bad]))

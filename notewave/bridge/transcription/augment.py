@@ -35,6 +35,18 @@ EQ_KINDS = ("lowshelf", "highshelf", "peaking")
 PathLike = str | os.PathLike[str]
 
 
+GM_DRUM_KITS = (
+    0,
+    8,
+    16,
+    24,
+    25,
+    32,
+    40,
+    48,
+)  # GM2 kits: standard, room, power, electronic, TR-808, jazz, brush, orchestra
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Probabilities and ranges of the training augmentation (module docstring).
@@ -47,6 +59,8 @@ class Augmentation:
         gain_db: (low, high) crop gain in dB; snr_db: (low, high) crop signal-to-noise ratio in dB.
         drums: render the drum tracks of the sources (never labels).
         drum_velocity: (low, high) factor on the velocities of a piece's drum notes.
+        drum_kits: General MIDI drum kit programs (bank 128: :data:`GM_DRUM_KITS`) to draw one from per
+            medley; a SoundFont without that kit plays its standard kit (FluidSynth's fallback).
         source_programs: probability of keeping a voice's own General MIDI program (outside the
             held-out ensemble family and the unpitched programs 115-127) instead of a random one.
         ensemble: train on the ensemble family 48-55 too (string ensembles, choirs: random and own
@@ -63,6 +77,7 @@ class Augmentation:
     snr_db: tuple[float, float] = (20.0, 40.0)
     drums: bool = True
     drum_velocity: tuple[float, float] = (0.6, 1.2)
+    drum_kits: tuple[int, ...] = (0,)
     source_programs: float = 0.3
     ensemble: bool = False
 

@@ -116,8 +116,9 @@ def make_medley(
     """Join excerpts of ``pieces`` (with random programs and, when ``augment``, tempo/key/velocity changes).
 
     With ``mix`` (and ``mix.drums``) the pieces' drum rows (voice -1) go to a drum track (General MIDI
-    percussion, program 0), at the piece's tempo factor and with velocities scaled by a random factor
-    in ``mix.drum_velocity``, but never to the labels; a voice keeps its own program with probability
+    percussion), at the piece's tempo factor and with velocities scaled by a random factor
+    in ``mix.drum_velocity``, on a kit drawn from ``mix.drum_kits`` (when it lists more than one and
+    ``augment``), but never to the labels; a voice keeps its own program with probability
     ``mix.source_programs`` (unless it is in a held-out family or :data:`UNPITCHED_PROGRAMS`); with
     ``mix.ensemble`` the ensemble family is a training family (random and own programs).
 
@@ -132,6 +133,8 @@ def make_medley(
     if mix is not None and mix.ensemble:
         banned -= set(HELDOUT_FAMILIES["ensemble"])
         programs = (*programs, *HELDOUT_FAMILIES["ensemble"])
+    kits = mix.drum_kits if mix is not None else (0,)
+    kit = int(rng.choice(kits)) if augment and len(kits) > 1 else int(kits[0])
     for notes in pieces:
         drum = notes[:, 4] < 0
         if mix is None or not mix.drums:
@@ -166,7 +169,7 @@ def make_medley(
             t0 = int(round((cursor + start[i] - first) * TICKS_PER_SECOND))
             t1 = int(round((cursor + min(end[i], first + excerpt_seconds) - first) * TICKS_PER_SECOND))
             if drum[i]:
-                track = tracks.setdefault(-1, Track(name="drums", program=0, is_drum=True))
+                track = tracks.setdefault(-1, Track(name="drums", program=kit, is_drum=True))
                 track.notes.append(Note(t0, max(1, t1 - t0), int(notes[i, 2]), int(vel[i])))
                 continue
             program = int(voice_prog[int(notes[i, 4])])
