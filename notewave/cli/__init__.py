@@ -1,9 +1,9 @@
 """``notewave <command>``: a thin command-line layer over the Python API.
 
 The only package that imports argparse: one module per command group (``data``, ``symbolic``,
-``bridge``, ``audio``, ``codec``), each registering its subcommands on the parser; errors that
-notewave raises on purpose (:class:`~notewave.errors.NotewaveError`) are printed as one
-line and exit with status 2, never as a traceback.
+``bridge``, ``audio``, ``codec``, ``hybrid``, ``checkpoint``), each registering its subcommands on
+the parser; errors that notewave raises on purpose (:class:`~notewave.errors.NotewaveError`) are
+printed as one line and exit with status 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from notewave.errors import NotewaveError
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser of the ``notewave`` command."""
-    from notewave.cli import audio, bridge, codec, data, hybrid, symbolic, symbolic_eval
+    from notewave.cli import audio, bridge, checkpoint, codec, data, hybrid, symbolic, symbolic_eval
 
     parser = argparse.ArgumentParser(prog="notewave", description="Symbolic + audio music generation.")
     parser.add_argument("--version", action="version", version=f"notewave {__version__}")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     codec.add_codec_cli(sub)
     audio.add_generate_audio_cli(sub)
     hybrid.add_cli(sub)
+    checkpoint.add_cli(sub)
     return parser
 
 
