@@ -63,6 +63,9 @@ def average_checkpoints(
         raise ConfigError(f"weights must be {len(paths)} non-negative numbers, not all 0, got {weights!r}")
     w = [x / sum(w) for x in w]
     first_tensors, first_config = read_checkpoint(paths[0])
+    for name, tensor in first_tensors.items():
+        if tensor.dtype in (torch.int8, torch.uint8):
+            raise CheckpointError(f"tensor {name} of {paths[0]} is quantized ({tensor.dtype}): not averaged")
     acc = {k: v.double() * w[0] for k, v in first_tensors.items() if v.is_floating_point()}
     records = [first_config.get("training")]
     for path, weight in zip(paths[1:], w[1:]):
@@ -87,9 +90,6 @@ def average_checkpoints(
             if tensor.is_floating_point():
                 acc[name] += tensor.double() * weight
         records.append(config.get("training"))
-    for name, tensor in first_tensors.items():
-        if tensor.dtype in (torch.int8, torch.uint8):
-            raise CheckpointError(f"tensor {name} of {paths[0]} is quantized ({tensor.dtype}): not averaged")
     averaged = {k: acc[k].to(v.dtype) if k in acc else v for k, v in first_tensors.items()}
     config = dict(first_config)
     config["average"] = {
