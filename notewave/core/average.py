@@ -70,12 +70,9 @@ def average_checkpoints(
     records = [first_config.get("training")]
     for path, weight in zip(paths[1:], w[1:]):
         tensors, config = read_checkpoint(path)
-        if _architecture(config) != _architecture(first_config):
-            diff = sorted(
-                k
-                for k in set(config) | set(first_config)
-                if k not in ("training", "average") and config.get(k) != first_config.get(k)
-            )
+        mine, theirs = _architecture(config), _architecture(first_config)
+        if mine != theirs:
+            diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
             raise CheckpointError(f"checkpoint {path} differs from {paths[0]} in {', '.join(diff)}")
         if tensors.keys() != first_tensors.keys():
             extra = sorted(set(tensors) ^ set(first_tensors))[:3]

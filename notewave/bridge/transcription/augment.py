@@ -35,16 +35,8 @@ EQ_KINDS = ("lowshelf", "highshelf", "peaking")
 PathLike = str | os.PathLike[str]
 
 
-GM_DRUM_KITS = (
-    0,
-    8,
-    16,
-    24,
-    25,
-    32,
-    40,
-    48,
-)  # GM2 kits: standard, room, power, electronic, TR-808, jazz, brush, orchestra
+#: GM2 drum kits (bank 128): standard, room, power, electronic, TR-808, jazz, brush, orchestra
+GM_DRUM_KITS = (0, 8, 16, 24, 25, 32, 40, 48)
 
 
 @dataclass(frozen=True)
