@@ -313,10 +313,13 @@ def train_codec(
         if not len(clips):
             return record
         main_k = m.config.num_codebooks  # with a detail stream: also the main codebooks alone
-        recon = {
-            k: torch.cat([m(c.to(dist_info.device), n_q=k).audio.cpu() for c in clips.split(8)])
-            for k in dict.fromkeys((1, main_k, m.num_codebooks))
-        }
+        recon: dict[int, list[torch.Tensor]] = {k: [] for k in dict.fromkeys((1, main_k, m.num_codebooks))}
+        for c in clips.split(8):  # encode once (in float32, as users' encode gives the codes); the RVQ's
+            with torch.autocast(dist_info.device.type, enabled=False):  # first k codes are an n_q=k encode's
+                codes = m.encode(c.to(dist_info.device), chunk_seconds=None)
+            for k, parts in recon.items():
+                parts.append(m.decode(codes[:, :k], chunk_seconds=None)[..., : c.shape[-1]].cpu())
+        recon = {k: torch.cat(v) for k, v in recon.items()}
         record["val_loss"] = mel_distance(clips, recon[m.num_codebooks], sample_rate)
         record["val_mel_1codebook"] = round(mel_distance(clips, recon[1], sample_rate), 4)
         if main_k != m.num_codebooks:
