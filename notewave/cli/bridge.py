@@ -141,6 +141,7 @@ def _cli_train(args: argparse.Namespace) -> int:
         holdout_soundfont=args.holdout_soundfont or None,
         init=args.init,
         config=_network_config(args),
+        harmonic_channels=args.harmonic_channels,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -219,6 +220,13 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
     )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--harmonic-channels",
+        type=int,
+        metavar="C",
+        help="add a harmonic stack of C channels (semitone spectrum at the harmonics' shifts) to a network"
+        " without one, new or from --init (its output starts at zero)",
+    )
     sizes = p.add_argument_group("network and features of a new transcriber (not with --init or --resume)")
     sizes.add_argument("--conv-channels", type=int, help="channels of the first conv stack (default 16)")
     sizes.add_argument("--d-model", type=int, help="width after the conv stack (default 192)")

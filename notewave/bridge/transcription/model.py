@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from notewave.bridge.transcription.harmonic import SHIFTS, HarmonicStack, semitone_filterbank
 from notewave.core.checkpoint import load_state, read_checkpoint, write_checkpoint
 from notewave.errors import CheckpointError, ConfigError
 
@@ -66,6 +67,7 @@ class TranscriberConfig:
     d_model: int = 192
     rnn_hidden: int = 96
     dropout: float = 0.1
+    harmonic_channels: int = 0  # 0: no harmonic stack (notewave.bridge.transcription.harmonic)
 
     def __post_init__(self) -> None:
         if self.hop_length < 1 or self.n_fft < self.hop_length or self.n_mels < 4 or self.sample_rate < 1000:
@@ -74,6 +76,10 @@ class TranscriberConfig:
             raise ConfigError(f"need 0 < fmin < fmax <= sample_rate / 2, got {self.fmin}, {self.fmax}")
         if min(self.conv_channels, self.d_model, self.rnn_hidden) < 1 or not 0 <= self.dropout < 1:
             raise ConfigError(f"invalid transcriber network sizes: {self}")
+        if not isinstance(self.harmonic_channels, int) or self.harmonic_channels < 0:
+            raise ConfigError(
+                f"harmonic_channels must be a whole number >= 0, got {self.harmonic_channels!r}"
+            )
 
     @property
     def frames_per_second(self) -> float:
@@ -97,7 +103,10 @@ class TranscriberConfig:
 
 
 class LogMel(nn.Module):
-    """Waveform ``[batch, samples]`` (float32, model rate) -> standardised log-mel ``[batch, frames, mels]``.
+    """Waveform ``[batch, samples]`` (float32, model rate) -> standardised log-mel ``[batch, frames, mels]``;
+    with ``config.harmonic_channels`` the semitone log-spectrum of
+    :mod:`~notewave.bridge.transcription.harmonic` follows the mel bands:
+    ``[batch, frames, mels + HarmonicStack.n_bins(88)]``.
 
     With ``center=True`` (inference) the waveform is zero-padded by ``n_fft // 2`` on both sides
     and gives ``1 + samples // hop_length`` frames; with ``center=False`` (training crops that
@@ -116,9 +125,13 @@ class LogMel(nn.Module):
         self.register_buffer("mel_basis", torch.from_numpy(mel.astype(np.float32)), persistent=False)
         self.register_buffer("feature_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("feature_std", torch.ones(cfg.n_mels))
+        if cfg.harmonic_channels:
+            lowest, bins = MIN_MIDI + min(SHIFTS), HarmonicStack.n_bins(N_KEYS)
+            fb = semitone_filterbank(cfg.sample_rate, cfg.n_fft, lowest, bins)
+            self.register_buffer("semitone_basis", torch.from_numpy(fb), persistent=False)
 
-    def log_mel(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
-        """Un-standardised ``log(mel + 1e-5)`` of ``wav`` ``[batch, samples]``: ``[batch, frames, mels]``."""
+    def magnitude(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
+        """STFT magnitudes ``[batch, n_fft // 2 + 1, frames]`` of ``wav`` (a full-scale sine peaks near 1)."""
         spec = torch.stft(
             wav.float(),
             self.cfg.n_fft,
@@ -128,11 +141,20 @@ class LogMel(nn.Module):
             pad_mode="constant",
             return_complex=True,
         ).abs()
-        spec = spec * (2.0 / self.window.sum())  # a full-scale sine peaks near 1
-        return torch.log(torch.matmul(self.mel_basis, spec) + 1e-5).transpose(1, 2)
+        return spec * (2.0 / self.window.sum())
+
+    def log_mel(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
+        """Un-standardised ``log(mel + 1e-5)`` of ``wav`` ``[batch, samples]``: ``[batch, frames, mels]``."""
+        return torch.log(torch.matmul(self.mel_basis, self.magnitude(wav, center)) + 1e-5).transpose(1, 2)
 
     def forward(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
-        return (self.log_mel(wav, center) - self.feature_mean) / self.feature_std
+        spec = self.magnitude(wav, center)
+        mel = torch.log(torch.matmul(self.mel_basis, spec) + 1e-5).transpose(1, 2)
+        mel = (mel - self.feature_mean) / self.feature_std
+        if not self.cfg.harmonic_channels:
+            return mel
+        semitones = torch.log(torch.matmul(self.semitone_basis, spec) + 1e-5).transpose(1, 2)
+        return torch.cat([mel, semitones], -1)
 
 
 class ConvStack(nn.Module):
@@ -192,13 +214,35 @@ class Transcriber(nn.Module):
         self.offset = nn.Linear(2 * cfg.d_model, N_KEYS)
         self.velocity = nn.Linear(cfg.d_model, N_KEYS)
         self.frame = BiGRUHead(3 * N_KEYS, cfg.rnn_hidden)
+        self.harmonic = (
+            HarmonicStack(N_KEYS, cfg.harmonic_channels, cfg.d_model) if cfg.harmonic_channels else None
+        )
         self.checkpoint_config: dict[str, Any] = {}
+
+    def with_harmonic_stack(self, channels: int) -> Transcriber:
+        """A copy of this model with a :class:`~notewave.bridge.transcription.harmonic.HarmonicStack` of
+        ``channels`` channels whose output layer is zero, so it transcribes exactly as this one does.
+
+        Raises:
+            ConfigError: ``channels`` < 1, or this model already has a harmonic stack.
+        """
+        if not isinstance(channels, int) or channels < 1:
+            raise ConfigError(f"harmonic stack channels must be a whole number >= 1, got {channels!r}")
+        if self.harmonic is not None:
+            raise ConfigError(
+                f"the model already has a harmonic stack ({self.config.harmonic_channels} channels)"
+            )
+        model = Transcriber(replace(self.config, harmonic_channels=channels))
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("harmonic.") for k in missing), (missing, unexpected)
+        return model.to(next(self.parameters()).device)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def forward_features(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Standardised log-mel ``[B, T, mels]`` -> logits ``[B, T, 88]`` of each head (:data:`HEADS`).
+        """Features of :class:`LogMel` ``[B, T, mels (+ semitone bins)]`` -> logits ``[B, T, 88]`` of each
+        head (:data:`HEADS`). With a harmonic stack its output is added to the acoustic features ``x``.
 
         ``x`` are the acoustic features and ``dx = x[t] - x[t - 1]`` their change (0 at the first
         frame); ``pre`` is the frame head's acoustic estimate and ``rise`` the increase of its
@@ -206,7 +250,10 @@ class Transcriber(nn.Module):
         initially 8); offset: ``linear([x, dx])``; frame: ``BiGRU([onset, offset, pre] probabilities,
         the first two gradient-stopped) + pre``.
         """
-        x = self.acoustic(mel)
+        n_mels = self.config.n_mels
+        x = self.acoustic(mel[..., :n_mels])
+        if self.harmonic is not None:
+            x = x + self.harmonic(mel[..., n_mels:])
         dx = x - torch.cat([x[:, :1], x[:, :-1]], 1)
         pre = self.frame_pre(x)
         pre_prob = torch.sigmoid(pre)

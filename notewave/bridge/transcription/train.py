@@ -161,6 +161,7 @@ def train_transcriber(
     augment: bool | Augmentation = True,
     holdout_soundfont: str | os.PathLike[str] | None = HOLDOUT_SOUNDFONT,
     init: str | os.PathLike[str] | None = None,
+    harmonic_channels: int | None = None,
 ) -> dict[str, Any]:
     """Train a transcriber; writes ``run_dir/best``, ``run_dir/last`` and ``run_dir/summary.json``.
 
@@ -180,6 +181,9 @@ def train_transcriber(
             for evaluation (default :data:`~notewave.bridge.transcription.augment.HOLDOUT_SOUNDFONT`).
         init: a transcriber checkpoint folder to start from (its weights, sizes and feature
             standardisation; the optimizer and schedule start anew); not with ``config`` or ``resume``.
+        harmonic_channels: give the network a harmonic stack of this many channels
+            (:mod:`~notewave.bridge.transcription.harmonic`) when it has none: a new network, or one
+            from ``init`` (the stack's output starts at zero, so training starts from ``init``'s output).
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
 
@@ -188,8 +192,9 @@ def train_transcriber(
 
     Raises:
         DataError, SoundfontError, CheckpointError (resume, init), RenderError; ConfigError for a
-        held-out SoundFont among ``soundfonts``, ``init`` with ``config`` or ``resume``, or ``config``
-        with ``resume`` (the run's own network is kept).
+        held-out SoundFont among ``soundfonts``, ``init`` with ``config`` or ``resume``, ``config``
+        with ``resume`` (the run's own network is kept), or ``harmonic_channels`` other than the
+        network's own harmonic stack.
     """
     start_time, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
@@ -208,6 +213,13 @@ def train_transcriber(
         model = Transcriber.from_pretrained(run / "last")
     else:
         model = Transcriber.from_pretrained(init) if init else Transcriber(config or TranscriberConfig())
+    if harmonic_channels and model.harmonic is None:
+        model = model.with_harmonic_stack(harmonic_channels)
+    elif harmonic_channels and model.config.harmonic_channels != harmonic_channels:
+        raise ConfigError(
+            f"the network already has a harmonic stack of {model.config.harmonic_channels} channels,"
+            f" not {harmonic_channels}"
+        )
     cfg = model.config
     drums = mix is not None and mix.drums
     pieces = [p for p in (load_piece(f, drums) for f in train_files) if len(p)]
