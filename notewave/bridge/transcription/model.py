@@ -143,18 +143,20 @@ class LogMel(nn.Module):
         ).abs()
         return spec * (2.0 / self.window.sum())
 
+    @staticmethod
+    def _log_bands(basis: torch.Tensor, spec: torch.Tensor) -> torch.Tensor:
+        return torch.log(torch.matmul(basis, spec) + 1e-5).transpose(1, 2)  # [batch, frames, bands]
+
     def log_mel(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
         """Un-standardised ``log(mel + 1e-5)`` of ``wav`` ``[batch, samples]``: ``[batch, frames, mels]``."""
-        return torch.log(torch.matmul(self.mel_basis, self.magnitude(wav, center)) + 1e-5).transpose(1, 2)
+        return self._log_bands(self.mel_basis, self.magnitude(wav, center))
 
     def forward(self, wav: torch.Tensor, center: bool = True) -> torch.Tensor:
         spec = self.magnitude(wav, center)
-        mel = torch.log(torch.matmul(self.mel_basis, spec) + 1e-5).transpose(1, 2)
-        mel = (mel - self.feature_mean) / self.feature_std
+        mel = (self._log_bands(self.mel_basis, spec) - self.feature_mean) / self.feature_std
         if not self.cfg.harmonic_channels:
             return mel
-        semitones = torch.log(torch.matmul(self.semitone_basis, spec) + 1e-5).transpose(1, 2)
-        return torch.cat([mel, semitones], -1)
+        return torch.cat([mel, self._log_bands(self.semitone_basis, spec)], -1)
 
 
 class ConvStack(nn.Module):
