@@ -67,10 +67,10 @@ def average_checkpoints(
         if tensor.dtype in (torch.int8, torch.uint8):
             raise CheckpointError(f"tensor {name} of {paths[0]} is quantized ({tensor.dtype}): not averaged")
     acc = {k: v.double() * w[0] for k, v in first_tensors.items() if v.is_floating_point()}
-    records = [first_config.get("training")]
+    records, theirs = [first_config.get("training")], _architecture(first_config)
     for path, weight in zip(paths[1:], w[1:]):
         tensors, config = read_checkpoint(path)
-        mine, theirs = _architecture(config), _architecture(first_config)
+        mine = _architecture(config)
         if mine != theirs:
             diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
             raise CheckpointError(f"checkpoint {path} differs from {paths[0]} in {', '.join(diff)}")

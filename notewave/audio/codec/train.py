@@ -313,13 +313,15 @@ def train_codec(
         if not len(clips):
             return record
         main_k = m.config.num_codebooks  # with a detail stream: also the main codebooks alone
-        recon: dict[int, list[torch.Tensor]] = {k: [] for k in dict.fromkeys((1, main_k, m.num_codebooks))}
-        for c in clips.split(8):  # encode once (in float32, as users' encode gives the codes); the RVQ's
-            with torch.autocast(dist_info.device.type, enabled=False):  # first k codes are an n_q=k encode's
+        # encode once, in float32 as users' encode gives the codes: the RVQ's first k codes are those
+        # of an n_q=k encode, so each codebook count decodes a prefix of them
+        parts: dict[int, list[torch.Tensor]] = {k: [] for k in (1, main_k, m.num_codebooks)}
+        for c in clips.split(8):
+            with torch.autocast(dist_info.device.type, enabled=False):
                 codes = m.encode(c.to(dist_info.device), chunk_seconds=None)
-            for k, parts in recon.items():
-                parts.append(m.decode(codes[:, :k], chunk_seconds=None)[..., : c.shape[-1]].cpu())
-        recon = {k: torch.cat(v) for k, v in recon.items()}
+            for k, chunks in parts.items():
+                chunks.append(m.decode(codes[:, :k], chunk_seconds=None)[..., : c.shape[-1]].cpu())
+        recon = {k: torch.cat(v) for k, v in parts.items()}
         record["val_loss"] = mel_distance(clips, recon[m.num_codebooks], sample_rate)
         record["val_mel_1codebook"] = round(mel_distance(clips, recon[1], sample_rate), 4)
         if main_k != m.num_codebooks:
