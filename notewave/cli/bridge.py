@@ -80,14 +80,16 @@ def _augmentation(args: argparse.Namespace):
     """The ``Augmentation`` of ``train transcriber``'s options (``False`` with ``--no-augment``).
 
     Raises:
-        ConfigError: a source-program probability outside [0, 1], a bad drum velocity range or kit list.
+        ConfigError: a source-program or synth probability outside [0, 1], a bad drum velocity range or
+            kit list.
     """
     from notewave.bridge.transcription.augment import Augmentation
 
     if not args.augment:
         return False
-    if not 0 <= args.source_programs <= 1:
-        raise ConfigError(f"--source-programs must be in [0, 1], got {args.source_programs}")
+    for name in ("source_programs", "synth"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
     try:
         low, high = (float(x) for x in args.drum_velocity.split(","))
     except ValueError:
@@ -109,6 +111,7 @@ def _augmentation(args: argparse.Namespace):
         drum_velocity=(low, high),
         drum_kits=kits,
         ensemble=args.ensemble,
+        synth=args.synth,
     )
 
 
@@ -214,6 +217,14 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         "--ensemble",
         action="store_true",
         help="with --augment: train on the ensemble family 48-55 too (held out by default)",
+    )
+    p.add_argument(
+        "--synth",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="with --augment: share of medleys whose pitched parts are played by random additive-synthesis"
+        " instruments instead of a SoundFont (default 0)",
     )
     p.add_argument(
         "--init", metavar="DIR", help="start from this transcriber checkpoint (e.g. the shipped one)"

@@ -57,6 +57,9 @@ class Augmentation:
             held-out ensemble family and the unpitched programs 115-127) instead of a random one.
         ensemble: train on the ensemble family 48-55 too (string ensembles, choirs: random and own
             programs), which is otherwise held out for the timbre table.
+        synth: probability that a medley's pitched parts are played by random additive-synthesis
+            instruments (:mod:`notewave.bridge.transcription.synth`) instead of the SoundFont (its drums
+            still through FluidSynth; its reverb, when drawn, a synthetic room).
     """
 
     reverb: float = 0.5
@@ -72,6 +75,7 @@ class Augmentation:
     drum_kits: tuple[int, ...] = (0,)
     source_programs: float = 0.3
     ensemble: bool = False
+    synth: float = 0.0
 
 
 # ---- SoundFonts ------------------------------------------------------------------------

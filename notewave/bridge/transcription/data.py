@@ -23,7 +23,9 @@ With an :class:`~notewave.bridge.transcription.augment.Augmentation` (``notewave
 --augment``, the default) the renders vary more (:mod:`notewave.bridge.transcription.augment`): every
 installed SoundFont but a held-out one, FluidSynth reverb and chorus, a random EQ, the level set to
 -16 dBFS RMS, the drum tracks of multi-track sources rendered under the pitched parts (never labels),
-some voices keeping their own GM program, and per crop a gain of -12..0 dB and coloured noise at
+some voices keeping their own GM program, optionally (``synth``) random additive-synthesis instruments
+for the pitched parts of a share of the medleys (:mod:`notewave.bridge.transcription.synth`), and per
+crop a gain of -12..0 dB and coloured noise at
 20..40 dB SNR instead of the gain and white noise above.
 """
 
@@ -241,8 +243,9 @@ class MedleyPool:
     ) -> tuple:
         """Render one medley: ``(padded wav float32 [samples + n_fft], labels, notes)``.
 
-        ``augment`` changes tempo, key and velocities; the pool's ``mix`` (effects, EQ, level, drums)
-        applies either way, so that validation medleys sound like training ones.
+        ``augment`` changes tempo, key and velocities; the pool's ``mix`` (effects, synthetic
+        instruments, EQ, level, drums) applies either way, so that validation medleys sound like
+        training ones.
         """
         from notewave.bridge.render import render_midi
 
@@ -253,7 +256,10 @@ class MedleyPool:
         score, notes = make_medley(pieces, rng, programs, self.excerpt, augment, self.mix)
         sf = soundfont or self.soundfonts[int(rng.integers(len(self.soundfonts)))]
         effects = medley_effects(rng, self.mix) if self.mix is not None else {}
-        wav, _ = render_midi(score, self.cfg.sample_rate, soundfont=sf, tail_seconds=0.5, **effects)
+        if self.mix is not None and self.mix.synth > 0 and rng.random() < self.mix.synth:
+            wav = synth_medley(score, rng, self.cfg.sample_rate, sf, effects)
+        else:
+            wav, _ = render_midi(score, self.cfg.sample_rate, soundfont=sf, tail_seconds=0.5, **effects)
         if self.mix is not None:
             wav = augment_medley(wav[0], rng, self.cfg.sample_rate, self.mix)[None]
         n_frames = 1 + wav.shape[1] // self.cfg.hop_length
@@ -293,6 +299,38 @@ class MedleyPool:
                 labels[h].append(lab)
         out = {h: torch.from_numpy(np.stack(v)) for h, v in labels.items()}
         return torch.from_numpy(np.stack(wavs)), out
+
+
+def synth_medley(
+    score: Score, rng: np.random.Generator, sample_rate: int, soundfont: Path, effects: dict[str, bool]
+) -> np.ndarray:
+    """A medley's score (:func:`make_medley`) with its pitched tracks played by random additive-synthesis
+    instruments (one :func:`~notewave.bridge.transcription.synth.random_timbre` per track, a synthetic
+    room when ``effects["reverb"]``) and its drum tracks rendered by FluidSynth with ``soundfont`` and
+    ``effects``, summed: float32 ``[1, samples]`` at ``sample_rate`` Hz."""
+    from notewave.bridge.render import render_midi
+    from notewave.bridge.transcription.synth import random_timbre, room, synthesize
+
+    pitched = [t for t in score.tracks if not t.is_drum]
+    rows = [
+        (n.time / TICKS_PER_SECOND, n.end / TICKS_PER_SECOND, n.pitch, n.velocity, v)
+        for v, t in enumerate(pitched)
+        for n in t.notes
+    ]
+    table = np.array(rows, dtype=np.float64).reshape(-1, 5)
+    timbres = [random_timbre(rng) for _ in pitched]
+    wav = synthesize(table[:, :4], table[:, 4].astype(int), timbres, sample_rate, rng)
+    if effects.get("reverb"):
+        wav = room(wav, rng, sample_rate)
+    drums = score.copy()
+    drums.tracks = [t for t in drums.tracks if t.is_drum]
+    if drums.note_num():
+        kit, _ = render_midi(drums, sample_rate, soundfont=soundfont, tail_seconds=0.5, **effects)
+        out = np.zeros(max(len(wav), kit.shape[1]), np.float32)
+        out[: len(wav)] += wav
+        out[: kit.shape[1]] += kit[0]
+        wav = out
+    return wav[None]
 
 
 def _soundfonts(names: Sequence[str | os.PathLike[str]] | None) -> list[Path]:
