@@ -9,6 +9,17 @@ from pathlib import Path
 from notewave.errors import ConfigError
 
 
+def _canonical_config(config: dict) -> dict:
+    """A transcriber's ``config.json`` with the defaults of fields its checkpoint predates filled in
+    (``harmonic_channels``), so that it averages with newer checkpoints of the same network; other
+    kinds as stored."""
+    from notewave.bridge.transcription.model import MODEL_KIND, TranscriberConfig
+
+    if config.get("kind") == MODEL_KIND:
+        return {**config, **TranscriberConfig.from_dict(config).to_dict()}
+    return config
+
+
 def _average(args: argparse.Namespace) -> int:
     from notewave.core.average import average_checkpoints
 
@@ -20,7 +31,7 @@ def _average(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--weights must be numbers W,W,... (one per checkpoint), got {args.weights!r}"
             ) from None
-    out = average_checkpoints(args.checkpoints, args.out, weights)
+    out = average_checkpoints(args.checkpoints, args.out, weights, canonical=_canonical_config)
     print(f"averaged {len(args.checkpoints)} checkpoints -> {out}")
     return 0
 

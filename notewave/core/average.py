@@ -16,7 +16,7 @@ integer tensors (quantized weights) are refused. The config is the first checkpo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -27,13 +27,18 @@ from notewave.errors import CheckpointError, ConfigError
 PathLike = str | os.PathLike[str]
 
 
-def _architecture(config: dict) -> dict:
-    """The config without its training record: what must match for weights to be averaged."""
-    return {k: v for k, v in config.items() if k not in ("training", "average")}
+def _architecture(config: dict, canonical: Callable[[dict], dict] | None = None) -> dict:
+    """The config (through ``canonical`` when given) without its training record: what must match for
+    weights to be averaged."""
+    full = canonical(config) if canonical is not None else config
+    return {k: v for k, v in full.items() if k not in ("training", "average")}
 
 
 def average_checkpoints(
-    sources: Sequence[PathLike], out: PathLike, weights: Sequence[float] | None = None
+    sources: Sequence[PathLike],
+    out: PathLike,
+    weights: Sequence[float] | None = None,
+    canonical: Callable[[dict], dict] | None = None,
 ) -> Path:
     """Write the weighted mean of the checkpoints ``sources`` to the folder ``out`` (atomically).
 
@@ -42,6 +47,9 @@ def average_checkpoints(
             ``training``; same tensor names, shapes and dtypes).
         out: the new checkpoint folder (replaced when it exists; may not be one of ``sources``).
         weights: one non-negative weight per source, normalised to sum 1 (default: uniform).
+        canonical: maps a ``config.json`` dict to its canonical form before the architectures are
+            compared, e.g. the model config's round trip that fills in the defaults of fields newer
+            than an older checkpoint (default: compared as stored).
 
     Returns:
         The folder ``out``; load it as the sources are loaded (e.g.
@@ -67,10 +75,10 @@ def average_checkpoints(
         if tensor.dtype in (torch.int8, torch.uint8):
             raise CheckpointError(f"tensor {name} of {paths[0]} is quantized ({tensor.dtype}): not averaged")
     acc = {k: v.double() * w[0] for k, v in first_tensors.items() if v.is_floating_point()}
-    records, theirs = [first_config.get("training")], _architecture(first_config)
+    records, theirs = [first_config.get("training")], _architecture(first_config, canonical)
     for path, weight in zip(paths[1:], w[1:]):
         tensors, config = read_checkpoint(path)
-        mine = _architecture(config)
+        mine = _architecture(config, canonical)
         if mine != theirs:
             diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
             raise CheckpointError(f"checkpoint {path} differs from {paths[0]} in {', '.join(diff)}")

@@ -86,3 +86,22 @@ def test_cli_average(tmp_path, capsys) -> None:
     assert main(["checkpoint", "average", str(tmp_path / "x"), str(SHIPPED)]) == 2
     err = capsys.readouterr().err
     assert err.count("notewave: error:") == 2 and "Traceback" not in err
+
+
+def test_cli_averages_a_checkpoint_older_than_a_config_field(tmp_path) -> None:
+    """A transcriber saved before ``harmonic_channels`` existed (the shipped one of session 18) has no
+    such key; a fine-tune saved since stores it as 0. The CLI compares the configs with the defaults
+    filled in, so the two average; a real difference (a harmonic stack, another fmin) is refused."""
+    original, config = read_checkpoint(SHIPPED)
+    older_config = {k: v for k, v in config.items() if k != "harmonic_channels"}
+    older = write_checkpoint(tmp_path / "older", original, older_config)
+    newer = write_checkpoint(tmp_path / "newer", original, {**older_config, "harmonic_channels": 0})
+    with pytest.raises(CheckpointError, match="in harmonic_channels"):
+        average_checkpoints([older, newer], tmp_path / "soup")  # as stored: a difference
+    assert main(["checkpoint", "average", str(tmp_path / "soup"), str(newer), str(older)]) == 0
+    tensors, soup = read_checkpoint(tmp_path / "soup")
+    assert all(torch.equal(tensors[k], v) for k, v in original.items())
+    assert soup["harmonic_channels"] == 0
+    for name, value in (("harmonic_channels", 16), ("fmin", config["fmin"] + 10.0)):
+        other = write_checkpoint(tmp_path / name, original, {**older_config, name: value})
+        assert main(["checkpoint", "average", str(tmp_path / "x"), str(older), str(other)]) == 2
