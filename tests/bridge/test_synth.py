@@ -58,7 +58,7 @@ def test_timbres_are_random_but_seeded_and_the_envelope_ends() -> None:
     assert min(fundamentals) < 0.5 and max(fundamentals) == 1.0  # weak fundamentals are drawn too
     notes = np.array([[0.2, 0.7, 60, 100], [1.0, 1.2, 64, 40]])
     wav = synthesize(notes, np.array([0, 1]), [a, c], RATE, np.random.default_rng(0))
-    assert len(wav) == int(1.0 * RATE) + int((0.2 + c.release_s) * RATE) + 1
+    assert len(wav) == int(1.0 * RATE) + int((0.2 + c.release_s) * RATE)  # to the last note's release
     assert np.abs(wav[: int(0.2 * RATE)]).max() == 0  # silence before the first onset
     gap = wav[int((0.7 + a.release_s) * RATE) + 2 : int(1.0 * RATE)]
     assert np.abs(gap).max() == 0  # the first note has ended by its release

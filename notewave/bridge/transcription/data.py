@@ -25,8 +25,7 @@ installed SoundFont but a held-out one, FluidSynth reverb and chorus, a random E
 -16 dBFS RMS, the drum tracks of multi-track sources rendered under the pitched parts (never labels),
 some voices keeping their own GM program, optionally (``synth``) random additive-synthesis instruments
 for the pitched parts of a share of the medleys (:mod:`notewave.bridge.transcription.synth`), and per
-crop a gain of -12..0 dB and coloured noise at
-20..40 dB SNR instead of the gain and white noise above.
+crop a gain of -12..0 dB and coloured noise at 20..40 dB SNR instead of the gain and white noise above.
 """
 
 from __future__ import annotations

@@ -105,6 +105,12 @@ def _resonance_gain(timbre: Timbre, freqs: np.ndarray) -> np.ndarray:
     return 10 ** (db / 20)
 
 
+def note_samples(seconds: float, timbre: Timbre, sample_rate: int) -> int:
+    """Length in samples of a note held ``seconds`` in ``timbre`` (:func:`synthesize_note`): held at most
+    :data:`MAX_NOTE_SECONDS`, then its release."""
+    return max(1, int((min(seconds, MAX_NOTE_SECONDS) + timbre.release_s) * sample_rate))
+
+
 def synthesize_note(
     pitch: float, velocity: float, seconds: float, timbre: Timbre, sample_rate: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -112,7 +118,7 @@ def synthesize_note(
     ``[samples]`` lasting ``min(seconds, MAX_NOTE_SECONDS) + release_s`` at ``sample_rate`` Hz; partials
     above 0.45 x ``sample_rate`` are left out (no aliasing)."""
     held = min(seconds, MAX_NOTE_SECONDS)
-    n = max(1, int((held + timbre.release_s) * sample_rate))
+    n = note_samples(seconds, timbre, sample_rate)
     t = np.arange(n) / sample_rate
     f0 = 440.0 * 2.0 ** ((pitch - 69.0) / 12.0)
     h = np.arange(1, MAX_PARTIALS + 1, dtype=np.float64)
@@ -149,7 +155,7 @@ def synthesize(
     (int ``[n]``, indices into ``timbres``) by :func:`synthesize_note`: float32 ``[samples]``, as long as
     the last note's release."""
     ends = [
-        int(s * sample_rate) + int((min(e - s, MAX_NOTE_SECONDS) + timbres[v].release_s) * sample_rate) + 1
+        int(s * sample_rate) + note_samples(e - s, timbres[v], sample_rate)
         for (s, e, _, _), v in zip(notes, voices, strict=True)
     ]
     out = np.zeros(max(ends, default=1))
