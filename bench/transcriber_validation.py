@@ -8,10 +8,13 @@ Every piece is rendered once (``--cache FILE.npz`` keeps the renders for later r
 each checkpoint; the table gives mean onset F1 (``mir_eval``, 50 ms, onsets only) per engine and per
 folder. The first checkpoint is the reference; the decision rule the transcriber's model card uses is
 printed against it: the mean of both engines up by >= 0.01 and neither engine down by more than 0.01.
+``--false-notes`` also sorts each checkpoint's false notes (mir_eval's one-to-one matching) by what
+sounds at their onset: a true note an octave away, a true note at another pitch (with the commonest
+intervals), or none; and counts those within 50 ms of a drum hit.
 
 Usage: ``OMP_NUM_THREADS=1 python bench/transcriber_validation.py [CKPT ...] [--pieces 8] [--seconds 20]
-[--cache runs/val_audio.npz] [--json OUT]`` (default checkpoint: the shipped one; about 1 min per
-checkpoint on one thread after the renders).
+[--cache runs/val_audio.npz] [--false-notes] [--json OUT]`` (default checkpoint: the shipped one; about
+1 min per checkpoint on one thread after the renders).
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from notewave.bridge.roundtrip import excerpt, heldout_pieces, render_excerpt, score_notes  # noqa: E402
+from notewave.bridge.roundtrip import (  # noqa: E402
+    excerpt,
+    heldout_pieces,
+    note_rows,
+    render_excerpt,
+    score_notes,
+)
 from notewave.bridge.timidity import DEFAULT_CONFIG  # noqa: E402
 from notewave.bridge.transcription.augment import HOLDOUT_SOUNDFONT, installed_soundfonts, is_soundfont  # noqa: E402
 from notewave.core.io import atomic_open  # noqa: E402
@@ -57,15 +66,57 @@ def renders(pieces: dict[str, list[Path]], seconds: float, engines: dict, cache:
     return out
 
 
-def evaluate(ckpt: Path, pieces: dict, audio: dict, engines: dict, seconds: float) -> dict:
-    """Mean onset F1 of ``ckpt`` per engine (``"mean"``) and per engine and folder."""
+def false_notes(reference, estimate, tally: dict) -> None:
+    """Add the false notes of ``estimate`` (symusic Scores; mir_eval matching, 50 ms onsets) to ``tally``:
+    their count, those within 50 ms of a drum hit, and by what sounds at their onset: a reference note an
+    octave away, a reference note at another pitch (``intervals``: estimate minus the nearest reference
+    pitch), or no reference note."""
+    import mir_eval
+
+    ref, est = note_rows(reference), note_rows(estimate)
+    drums = np.array(sorted(n.time for t in reference.tracks if t.is_drum for n in t.notes))
+
+    def hz(rows: np.ndarray) -> np.ndarray:
+        return 440.0 * 2.0 ** ((rows[:, 2] - 69) / 12)
+
+    pairs = mir_eval.transcription.match_notes(
+        ref[:, :2], hz(ref), est[:, :2], hz(est), onset_tolerance=0.05, offset_ratio=None
+    )
+    for j in sorted(set(range(len(est))) - {k for _, k in pairs}):
+        onset, pitch = est[j, 0], est[j, 2]
+        tally["false"] = tally.get("false", 0) + 1
+        tally["near drum"] = tally.get("near drum", 0) + int(
+            len(drums) > 0 and np.abs(drums - onset).min() <= 0.05
+        )
+        near = ref[np.abs(ref[:, 0] - onset) <= 0.05, 2]
+        kind = (
+            "no true onset"
+            if not len(near)
+            else "octave"
+            if np.any(np.abs(near - pitch) == 12)
+            else "other pitch"
+        )
+        tally[kind] = tally.get(kind, 0) + 1
+        if kind == "other pitch":
+            step = int(pitch - near[np.argmin(np.abs(near - pitch))])
+            tally.setdefault("intervals", {})[step] = tally.get("intervals", {}).get(step, 0) + 1
+
+
+def evaluate(
+    ckpt: Path, pieces: dict, audio: dict, engines: dict, seconds: float, errors: dict | None = None
+) -> dict:
+    """Mean onset F1 of ``ckpt`` per engine (``"mean"``) and per engine and folder; with ``errors`` (a dict)
+    also its false notes per ``(engine, folder)`` (:func:`false_notes`)."""
     from notewave.bridge.transcription.transcribe import transcribe
 
     scores: dict = {}
     for (folder, name, engine), wav in audio.items():
         path = next(p for p in pieces[folder] if p.name == name)
-        f1 = score_notes(excerpt(path, seconds), transcribe(wav[None], 22050, checkpoint=ckpt)).f1
-        scores.setdefault(engine, {}).setdefault(folder, []).append(f1)
+        reference = excerpt(path, seconds)
+        estimate = transcribe(wav[None], 22050, checkpoint=ckpt)
+        scores.setdefault(engine, {}).setdefault(folder, []).append(score_notes(reference, estimate).f1)
+        if errors is not None:
+            false_notes(reference, estimate.to("second"), errors.setdefault((engine, folder), {}))
     return {
         engine: {
             "mean": float(np.mean(sum(by.values(), []))),
@@ -73,6 +124,20 @@ def evaluate(ckpt: Path, pieces: dict, audio: dict, engines: dict, seconds: floa
         }
         for engine, by in scores.items()
     }
+
+
+def print_false_notes(errors: dict[str, dict]) -> None:
+    """One row per checkpoint, engine and folder: the false notes by kind and the commonest intervals."""
+    kinds = ("false", "octave", "other pitch", "no true onset", "near drum")
+    print(
+        f"\n| checkpoint | engine | folder | {' | '.join(kinds)} | commonest other intervals (semitones: n) |"
+    )
+    print("|---|---|---|" + "---|" * (len(kinds) + 1))
+    for name, by in errors.items():
+        for (engine, folder), tally in by.items():
+            top = sorted(tally.get("intervals", {}).items(), key=lambda kv: -kv[1])[:6]
+            cells = " | ".join(str(tally.get(k, 0)) for k in kinds)
+            print(f"| {name} | {engine} | {folder} | {cells} | {', '.join(f'{i:+d}: {n}' for i, n in top)} |")
 
 
 def verdict(row: dict, reference: dict) -> str:
@@ -93,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cache", type=Path, default=None, help="keep the renders in this .npz")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument(
+        "--false-notes", action="store_true", help="also sort each checkpoint's false notes by kind"
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -110,7 +178,13 @@ def main(argv: list[str] | None = None) -> int:
         "TiMidity Freepats": ("timidity", DEFAULT_CONFIG),
     }
     audio = renders(pieces, args.seconds, engines, args.cache)
-    rows = {str(c): evaluate(c, pieces, audio, engines, args.seconds) for c in checkpoints}
+    errors: dict[str, dict] = {str(c): {} for c in checkpoints}
+    rows = {
+        str(c): evaluate(
+            c, pieces, audio, engines, args.seconds, errors[str(c)] if args.false_notes else None
+        )
+        for c in checkpoints
+    }
     reference = rows[str(checkpoints[0])]
     names = list(engines)
     print(f"\n{', '.join(f'{len(v)} {k}' for k, v in pieces.items())} validation pieces x {args.seconds:g} s")
@@ -121,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         per = " | ".join(" / ".join(f"{row[e][f]:.3f}" for f in pieces) for e in names)
         rule = "reference" if row is reference else verdict(row, reference)
         print(f"| {name} | {means} | {per} | {rule} |")
+    if args.false_notes:
+        print_false_notes(errors)
     if args.json:
         with atomic_open(args.json) as handle:
             json.dump(
