@@ -45,20 +45,19 @@ FOLDERS = ("jsb", "freedoom", "mma")
 RULE_GAIN, RULE_LOSS = 0.01, 0.01
 
 
-def renders(pieces: dict[str, list[Path]], seconds: float, engines: dict, cache: Path | None) -> dict:
-    """``{(folder, piece name, engine): float32 [samples]}`` at 22.05 kHz, from ``cache`` when it holds
-    every one, else rendered (and written to ``cache`` atomically)."""
-    keys = [(f, p.name, e) for f, files in pieces.items() for p in files for e in engines]
+def renders(references: dict, engines: dict, cache: Path | None) -> dict:
+    """``{(folder, piece name, engine): float32 [samples]}`` at 22.05 kHz of the excerpts ``references``
+    (``{(folder, piece name): Score}``), from ``cache`` when it holds every one, else rendered (and
+    written to ``cache`` atomically)."""
+    keys = [(*piece, e) for piece in references for e in engines]
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
             if all("|".join(k) in stored for k in keys):
                 return {k: stored["|".join(k)] for k in keys}
     out = {}
-    for folder, files in pieces.items():
-        for path in files:
-            reference = excerpt(path, seconds)
-            for engine, (name, font) in engines.items():
-                out[(folder, path.name, engine)] = render_excerpt(reference, name, font)[0][0]
+    for (folder, piece), reference in references.items():
+        for engine, (name, font) in engines.items():
+            out[(folder, piece, engine)] = render_excerpt(reference, name, font)[0][0]
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with atomic_open(cache, "wb") as handle:
@@ -75,12 +74,13 @@ def false_notes(reference, estimate, tally: dict) -> None:
 
     ref, est = note_rows(reference), note_rows(estimate)
     drums = np.array(sorted(n.time for t in reference.tracks if t.is_drum for n in t.notes))
-
-    def hz(rows: np.ndarray) -> np.ndarray:
-        return 440.0 * 2.0 ** ((rows[:, 2] - 69) / 12)
-
-    pairs = mir_eval.transcription.match_notes(
-        ref[:, :2], hz(ref), est[:, :2], hz(est), onset_tolerance=0.05, offset_ratio=None
+    hz = mir_eval.util.midi_to_hz
+    pairs = (
+        mir_eval.transcription.match_notes(
+            ref[:, :2], hz(ref[:, 2]), est[:, :2], hz(est[:, 2]), onset_tolerance=0.05, offset_ratio=None
+        )
+        if len(ref) and len(est)
+        else []
     )
     for j in sorted(set(range(len(est))) - {k for _, k in pairs}):
         onset, pitch = est[j, 0], est[j, 2]
@@ -88,7 +88,7 @@ def false_notes(reference, estimate, tally: dict) -> None:
         tally["near drum"] = tally.get("near drum", 0) + int(
             len(drums) > 0 and np.abs(drums - onset).min() <= 0.05
         )
-        near = ref[np.abs(ref[:, 0] - onset) <= 0.05, 2]
+        near = ref[np.abs(ref[:, 0] - onset) <= 0.05, 2] if len(ref) else np.zeros(0)
         kind = (
             "no true onset"
             if not len(near)
@@ -102,17 +102,14 @@ def false_notes(reference, estimate, tally: dict) -> None:
             tally.setdefault("intervals", {})[step] = tally.get("intervals", {}).get(step, 0) + 1
 
 
-def evaluate(
-    ckpt: Path, pieces: dict, audio: dict, engines: dict, seconds: float, errors: dict | None = None
-) -> dict:
+def evaluate(ckpt: Path, references: dict, audio: dict, errors: dict | None = None) -> dict:
     """Mean onset F1 of ``ckpt`` per engine (``"mean"``) and per engine and folder; with ``errors`` (a dict)
     also its false notes per ``(engine, folder)`` (:func:`false_notes`)."""
     from notewave.bridge.transcription.transcribe import transcribe
 
     scores: dict = {}
     for (folder, name, engine), wav in audio.items():
-        path = next(p for p in pieces[folder] if p.name == name)
-        reference = excerpt(path, seconds)
+        reference = references[(folder, name)]
         estimate = transcribe(wav[None], 22050, checkpoint=ckpt)
         scores.setdefault(engine, {}).setdefault(folder, []).append(score_notes(reference, estimate).f1)
         if errors is not None:
@@ -177,12 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         f"FluidSynth {held[0].stem}": ("fluidsynth", held[0]),
         "TiMidity Freepats": ("timidity", DEFAULT_CONFIG),
     }
-    audio = renders(pieces, args.seconds, engines, args.cache)
+    references = {(f, p.name): excerpt(p, args.seconds) for f, files in pieces.items() for p in files}
+    audio = renders(references, engines, args.cache)
     errors: dict[str, dict] = {str(c): {} for c in checkpoints}
     rows = {
-        str(c): evaluate(
-            c, pieces, audio, engines, args.seconds, errors[str(c)] if args.false_notes else None
-        )
+        str(c): evaluate(c, references, audio, errors[str(c)] if args.false_notes else None)
         for c in checkpoints
     }
     reference = rows[str(checkpoints[0])]
