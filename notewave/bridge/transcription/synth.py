@@ -6,8 +6,10 @@ profile differs (a weak fundamental reads as the octave above, a strong second h
 Here every voice of a medley gets a random harmonic timbre (:func:`random_timbre`): a spectral tilt,
 a weak or strong fundamental, odd/even balance (clarinet-like to brass-like), fixed-frequency
 resonances (a body's formants), piano-like inharmonicity, an attack-decay-sustain-release envelope in
-which higher partials die faster, vibrato and an onset noise burst; :func:`synthesize` renders notes
-with it by summing sinusoidal partials (additive synthesis), and :func:`room` adds a synthetic
+which higher partials die faster, vibrato, an onset noise burst and, for some voices, an overdrive;
+:func:`synthesize` renders notes with it by summing sinusoidal partials (additive synthesis), passes
+an overdriven voice's sum through a ``tanh`` waveshaper (:func:`overdrive`: dense upper partials and,
+on chords, intermodulation, as a distorted guitar has), and :func:`room` adds a synthetic
 reverberation (exponentially decaying noise impulse response). Used by
 :class:`~notewave.bridge.transcription.data.MedleyPool` for a share of the medleys
 (``Augmentation.synth``); the drum tracks are still rendered by FluidSynth.
@@ -43,6 +45,7 @@ class Timbre:
         vibrato_cents, vibrato_hz: sinusoidal frequency modulation depth (cents) and rate (Hz).
         noise: level of a short noise burst at each onset, relative to the note's peak.
         gain: the voice's level factor in the mix.
+        drive: overdrive of the voice's sum (:func:`overdrive`); 0: clean.
     """
 
     partials: np.ndarray
@@ -57,6 +60,7 @@ class Timbre:
     vibrato_hz: float
     noise: float
     gain: float
+    drive: float = 0.0
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -64,12 +68,12 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def random_timbre(rng: np.random.Generator) -> Timbre:
-    """A random :class:`Timbre`: tilt ``h**-a`` (a 0.5..2.5), fundamental x0.15..1.5, even partials
+    """A random :class:`Timbre`: tilt ``h**-a`` (a 0..2.5), fundamental x0.15..1.5, even partials
     x0.05..1.5, +-3 dB jitter per partial, 0-3 resonances (200..5000 Hz, 0.2..1 octave, -12..+18 dB),
     inharmonicity 0 (60 %) or 1e-5..5e-4, a plucked/struck (40 %: no sustain) or sustained envelope,
-    vibrato (40 %), an onset noise burst (50 %), voice gain -6..+3 dB."""
+    vibrato (40 %), an onset noise burst (50 %), voice gain -6..+3 dB, an overdrive of 2..30 (35 %)."""
     h = np.arange(1, MAX_PARTIALS + 1, dtype=np.float64)
-    amp = h ** -rng.uniform(0.5, 2.5) * 10 ** (rng.normal(0.0, 3.0, MAX_PARTIALS) / 20)
+    amp = h ** -rng.uniform(0.0, 2.5) * 10 ** (rng.normal(0.0, 3.0, MAX_PARTIALS) / 20)
     amp[0] *= _log_uniform(rng, 0.15, 1.5)
     amp[1::2] *= _log_uniform(rng, 0.05, 1.5)
     n_res = int(rng.integers(0, 4))
@@ -94,6 +98,7 @@ def random_timbre(rng: np.random.Generator) -> Timbre:
         vibrato_hz=float(rng.uniform(4.5, 6.5)),
         noise=float(_log_uniform(rng, 0.02, 0.5)) if rng.random() < 0.5 else 0.0,
         gain=10 ** (rng.uniform(-6.0, 3.0) / 20),
+        drive=_log_uniform(rng, 2.0, 30.0) if rng.random() < 0.35 else 0.0,
     )
 
 
@@ -148,21 +153,45 @@ def synthesize_note(
     return out * (NOTE_LEVEL * loud**1.5 * timbre.gain / peak)
 
 
+OVERSAMPLE = 3  # overdrive is computed at this multiple of the sample rate (less aliasing)
+
+
+def overdrive(wav: np.ndarray, drive: float, sample_rate: int) -> np.ndarray:
+    """A ``tanh`` waveshaper (a guitar amplifier's overdrive): ``p tanh(drive x / p) / tanh(drive)`` with
+    ``p`` the peak of ``wav`` (float ``[samples]``), so the peak level is kept while quieter parts are
+    raised and every sound gains odd upper partials (a chord: sum and difference tones too). Computed at
+    :data:`OVERSAMPLE` x ``sample_rate`` (soxr resampling up and back, whose low-pass also removes what
+    lies above the Nyquist frequency of ``sample_rate``): float64 ``[samples]``."""
+    import soxr
+
+    peak = float(np.abs(wav).max())
+    if drive <= 0 or peak == 0:
+        return wav
+    high = soxr.resample(wav, sample_rate, OVERSAMPLE * sample_rate)
+    shaped = peak * np.tanh(drive * high / peak) / np.tanh(drive)
+    return soxr.resample(shaped, OVERSAMPLE * sample_rate, sample_rate)[: len(wav)]
+
+
 def synthesize(
     notes: np.ndarray, voices: np.ndarray, timbres: list[Timbre], sample_rate: int, rng: np.random.Generator
 ) -> np.ndarray:
     """Render notes float ``[n, 4]`` rows (start s, end s, MIDI pitch, velocity) of the voices ``voices``
-    (int ``[n]``, indices into ``timbres``) by :func:`synthesize_note`: float32 ``[samples]``, as long as
-    the last note's release."""
+    (int ``[n]``, indices into ``timbres``) by :func:`synthesize_note`, each voice's sum through
+    :func:`overdrive` when its timbre has a ``drive``: float32 ``[samples]``, as long as the last note's
+    release."""
     ends = [
         int(s * sample_rate) + note_samples(e - s, timbres[v], sample_rate)
         for (s, e, _, _), v in zip(notes, voices, strict=True)
     ]
-    out = np.zeros(max(ends, default=1))
-    for (start, end, pitch, velocity), v in zip(notes, voices, strict=True):
-        wave = synthesize_note(pitch, velocity, end - start, timbres[v], sample_rate, rng)
-        first = int(start * sample_rate)
-        out[first : first + len(wave)] += wave
+    length = max(ends, default=1)
+    out = np.zeros(length)
+    for v in np.unique(voices):
+        voice = np.zeros(length)
+        for start, end, pitch, velocity in notes[voices == v]:
+            wave = synthesize_note(pitch, velocity, end - start, timbres[v], sample_rate, rng)
+            first = int(start * sample_rate)
+            voice[first : first + len(wave)] += wave
+        out += overdrive(voice, timbres[v].drive, sample_rate)
     return out.astype(np.float32)
 
 
