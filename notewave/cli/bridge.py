@@ -145,6 +145,7 @@ def _cli_train(args: argparse.Namespace) -> int:
         init=args.init,
         config=_network_config(args),
         harmonic_channels=args.harmonic_channels,
+        harmonic_negatives=args.harmonic_negatives,
     )
     print(json.dumps({k: v for k, v in summary.items() if k != "history"}, indent=2))
     print(f"checkpoints: {Path(args.out) / 'best'} (lowest validation loss), {Path(args.out) / 'last'}")
@@ -237,6 +238,14 @@ def add_train_transcriber_cli(sub: argparse._SubParsersAction) -> argparse.Argum
         metavar="C",
         help="add a harmonic stack of C channels (semitone spectrum at the harmonics' shifts) to a network"
         " without one, new or from --init (its output starts at zero)",
+    )
+    p.add_argument(
+        "--harmonic-negatives",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of the onset negatives at a true onset's octaves and harmonics in the loss"
+        " (default 1: unweighted; against octave and harmonic false notes)",
     )
     sizes = p.add_argument_group("network and features of a new transcriber (not with --init or --resume)")
     sizes.add_argument("--conv-channels", type=int, help="channels of the first conv stack (default 16)")

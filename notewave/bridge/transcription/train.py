@@ -5,8 +5,11 @@ on FluidSynth renders of real MIDI files (data, augmentation and labels:
 Loss: binary cross-entropy of the onset, offset and frame heads plus the squared velocity error at
 labelled onsets (Hawthorne et al. 2018); onset labels are split between the two frames around the
 true onset time and onset positives weigh :data:`ONSET_POS_WEIGHT` (5) times more, which makes the
-onset head fire above 0.5 within a few hundred steps. Optimisation: :class:`notewave.core.train.Trainer`
-(AdamW, lr 2e-3, warmup, cosine decay, checkpoints ``best/`` by validation loss and ``last/``).
+onset head fire above 0.5 within a few hundred steps. With ``harmonic_negatives`` W > 1 the onset
+head's negatives where a true onset's harmonics lie (:func:`harmonic_negative_mask`) weigh W: the
+network's commonest false notes are an octave or another harmonic of a true note. Optimisation:
+:class:`notewave.core.train.Trainer` (AdamW, lr 2e-3, warmup, cosine decay, checkpoints ``best/`` by
+validation loss and ``last/``).
 Augmentation (on by default; SoundFonts, effects, EQ, drums, gain, noise):
 :mod:`notewave.bridge.transcription.augment`; ``init`` fine-tunes a trained checkpoint.
 """
@@ -65,12 +68,15 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
     "onset_f1",
     "piano_roll",
     "score_to_intervals",
+    "harmonic_negative_mask",
     "train_transcriber",
     "training_files",
     "transcription_loss",
 ]
 
 ONSET_POS_WEIGHT = 5.0  # onsets are ~0.2 % of the (frame, key) cells
+#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8, and to its lower octave
+HARMONIC_SHIFTS = (12, 19, 24, 28, 31, 36, -12)
 MIN_NOTE_SECONDS = 1e-3  # zero-length notes are scored as this long
 
 
@@ -117,11 +123,43 @@ def note_f1(
     )[:3]
 
 
-def transcription_loss(logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor]) -> torch.Tensor:
+def harmonic_negative_mask(onset: torch.Tensor) -> torch.Tensor:
+    """Cells of an onset roll where no note starts but a true onset's harmonic lies.
+
+    Args:
+        onset: float ``[B, frames, 88]`` onset labels (0..1; a cell counts as an onset at >= 0.5).
+
+    Returns:
+        bool ``[B, frames, 88]``: True where the label is 0 and, within one frame, a key
+        :data:`HARMONIC_SHIFTS` semitones away has an onset (its octaves and upper harmonics, the lower
+        octave): the places of octave and harmonic false notes.
+    """
+    on = (onset >= 0.5).float()
+    near = torch.nn.functional.max_pool1d(on.transpose(1, 2), 3, 1, 1).transpose(1, 2)  # +-1 frame
+    mask = torch.zeros_like(near)
+    keys = onset.shape[-1]
+    for shift in HARMONIC_SHIFTS:
+        if shift > 0:
+            mask[..., shift:] = torch.maximum(mask[..., shift:], near[..., : keys - shift])
+        else:
+            mask[..., :shift] = torch.maximum(mask[..., :shift], near[..., -shift:])
+    return (mask > 0) & (onset == 0)
+
+
+def transcription_loss(
+    logits: dict[str, torch.Tensor], labels: dict[str, torch.Tensor], harmonic_negatives: float = 1.0
+) -> torch.Tensor:
     """Onset, offset and frame binary cross-entropy (means over frames and keys; onset positives weighted
-    :data:`ONSET_POS_WEIGHT`) plus the squared velocity error at onsets (labels >= 0.5)."""
+    :data:`ONSET_POS_WEIGHT`, onset negatives at a true onset's harmonics (:func:`harmonic_negative_mask`)
+    weighted ``harmonic_negatives``) plus the squared velocity error at onsets (labels >= 0.5): a 0-d
+    float32 tensor."""
     weight = torch.tensor(ONSET_POS_WEIGHT, device=labels["onset"].device)
-    loss = F.binary_cross_entropy_with_logits(logits["onset"].float(), labels["onset"], pos_weight=weight)
+    cell = None
+    if harmonic_negatives != 1.0:
+        cell = 1.0 + (harmonic_negatives - 1.0) * harmonic_negative_mask(labels["onset"]).float()
+    loss = F.binary_cross_entropy_with_logits(
+        logits["onset"].float(), labels["onset"], weight=cell, pos_weight=weight
+    )
     for head in ("offset", "frame"):
         loss = loss + F.binary_cross_entropy_with_logits(logits[head].float(), labels[head])
     mask = (labels["onset"] >= 0.5).float()
@@ -162,6 +200,7 @@ def train_transcriber(
     holdout_soundfont: str | os.PathLike[str] | None = HOLDOUT_SOUNDFONT,
     init: str | os.PathLike[str] | None = None,
     harmonic_channels: int | None = None,
+    harmonic_negatives: float = 1.0,
 ) -> dict[str, Any]:
     """Train a transcriber; writes ``run_dir/best``, ``run_dir/last`` and ``run_dir/summary.json``.
 
@@ -184,6 +223,8 @@ def train_transcriber(
         harmonic_channels: give the network a harmonic stack of this many channels
             (:mod:`~notewave.bridge.transcription.harmonic`) when it has none: a new network, or one
             from ``init`` (the stack's output starts at zero, so training starts from ``init``'s output).
+        harmonic_negatives: weight of the onset head's negatives at a true onset's harmonics in the
+            training loss (:func:`transcription_loss`; 1: unweighted); validation loss stays unweighted.
         precision: ``auto`` (bf16 autocast only where the device runs bf16 natively), ``fp32`` or
             ``bf16`` (falls back to fp32 with a warning where not native); see :mod:`notewave.core.precision`.
 
@@ -194,7 +235,7 @@ def train_transcriber(
         DataError, SoundfontError, CheckpointError (resume, init), RenderError; ConfigError for a
         held-out SoundFont among ``soundfonts``, ``init`` with ``config`` or ``resume``, ``config``
         with ``resume`` (the run's own network is kept), or ``harmonic_channels`` other than the
-        network's own harmonic stack.
+        network's own harmonic stack, or ``harmonic_negatives`` below 1.
     """
     start_time, start_cpu = time.perf_counter(), time.process_time()
     torch.manual_seed(seed)
@@ -203,6 +244,8 @@ def train_transcriber(
         raise ConfigError("init starts from a checkpoint: give neither config nor resume with it")
     if config is not None and resume:
         raise ConfigError("resume keeps the run's network: give no config (--resume: no size options)")
+    if not harmonic_negatives >= 1.0:
+        raise ConfigError(f"harmonic_negatives must be >= 1 (1: unweighted), got {harmonic_negatives}")
     mix = augment if isinstance(augment, Augmentation) else Augmentation() if augment else None
     train_files, _ = training_files(midi_dirs)  # (checks every file against the JSB test split)
     fonts = training_soundfonts(soundfonts, holdout_soundfont) if mix else _soundfonts(soundfonts)
@@ -253,7 +296,7 @@ def train_transcriber(
 
     def loss_fn(forward: Any, batch: tuple[torch.Tensor, dict[str, torch.Tensor]]) -> torch.Tensor:
         wav, labels = batch
-        return transcription_loss(forward(wav, center=False), labels)
+        return transcription_loss(forward(wav, center=False), labels, harmonic_negatives)
 
     def eval_fn(m: torch.nn.Module) -> dict[str, float]:
         if not val_items:
@@ -292,6 +335,7 @@ def train_transcriber(
         "holdout_soundfont": None if holdout_soundfont is None else str(holdout_soundfont),
         "augment": None if mix is None else asdict(mix),
         "init": None if init is None else str(init),
+        "harmonic_negatives": harmonic_negatives,
         "history": history,
     }
     run.mkdir(parents=True, exist_ok=True)
