@@ -75,8 +75,9 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
 ]
 
 ONSET_POS_WEIGHT = 5.0  # onsets are ~0.2 % of the (frame, key) cells
-#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8, and to its lower octave
-HARMONIC_SHIFTS = (12, 19, 24, 28, 31, 36, -12)
+#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8 (all above it: a note with a weak
+#: fundamental may read as its octave, never as the octave below)
+HARMONIC_SHIFTS = (12, 19, 24, 28, 31, 36)
 MIN_NOTE_SECONDS = 1e-3  # zero-length notes are scored as this long
 
 
@@ -131,18 +132,15 @@ def harmonic_negative_mask(onset: torch.Tensor) -> torch.Tensor:
 
     Returns:
         bool ``[B, frames, 88]``: True where the label is 0 and, within one frame, a key
-        :data:`HARMONIC_SHIFTS` semitones away has an onset (its octaves and upper harmonics, the lower
-        octave): the places of octave and harmonic false notes.
+        :data:`HARMONIC_SHIFTS` semitones below has an onset (the onset's octaves and upper harmonics):
+        the places of octave and harmonic false notes.
     """
     on = (onset >= 0.5).float()
     near = torch.nn.functional.max_pool1d(on.transpose(1, 2), 3, 1, 1).transpose(1, 2)  # +-1 frame
     mask = torch.zeros_like(near)
     keys = onset.shape[-1]
     for shift in HARMONIC_SHIFTS:
-        if shift > 0:
-            mask[..., shift:] = torch.maximum(mask[..., shift:], near[..., : keys - shift])
-        else:
-            mask[..., :shift] = torch.maximum(mask[..., :shift], near[..., -shift:])
+        mask[..., shift:] = torch.maximum(mask[..., shift:], near[..., : keys - shift])
     return (mask > 0) & (onset == 0)
 
 
