@@ -9,7 +9,7 @@ each checkpoint; the table gives mean onset F1 (``mir_eval``, 50 ms, onsets only
 folder. The first checkpoint is the reference; the decision rule the transcriber's model card uses is
 printed against it: the mean of both engines up by >= 0.01 and neither engine down by more than 0.01.
 ``--false-notes`` also sorts each checkpoint's false notes (mir_eval's one-to-one matching) by what
-sounds at their onset: a true note an octave away, a true note at another pitch (with the commonest
+sounds at their onset: a true note an octave above or below, a true note at another pitch (with the commonest
 intervals), or none; and counts those within 50 ms of a drum hit.
 
 Usage: ``OMP_NUM_THREADS=1 python bench/transcriber_validation.py [CKPT ...] [--pieces 8] [--seconds 20]
@@ -68,8 +68,8 @@ def renders(references: dict, engines: dict, cache: Path | None) -> dict:
 def false_notes(reference, estimate, tally: dict) -> None:
     """Add the false notes of ``estimate`` (symusic Scores; mir_eval matching, 50 ms onsets) to ``tally``:
     their count, those within 50 ms of a drum hit, and by what sounds at their onset: a reference note an
-    octave away, a reference note at another pitch (``intervals``: estimate minus the nearest reference
-    pitch), or no reference note."""
+    octave above (the false note is an "octave below") or below, a reference note at another pitch
+    (``intervals``: estimate minus the nearest reference pitch), or no reference note."""
     import mir_eval
 
     ref, est = note_rows(reference), note_rows(estimate)
@@ -92,8 +92,10 @@ def false_notes(reference, estimate, tally: dict) -> None:
         kind = (
             "no true onset"
             if not len(near)
-            else "octave"
-            if np.any(np.abs(near - pitch) == 12)
+            else "octave below"
+            if np.any(near - pitch == 12)
+            else "octave above"
+            if np.any(pitch - near == 12)
             else "other pitch"
         )
         tally[kind] = tally.get(kind, 0) + 1
@@ -125,7 +127,7 @@ def evaluate(ckpt: Path, references: dict, audio: dict, errors: dict | None = No
 
 def print_false_notes(errors: dict[str, dict]) -> None:
     """One row per checkpoint, engine and folder: the false notes by kind and the commonest intervals."""
-    kinds = ("false", "octave", "other pitch", "no true onset", "near drum")
+    kinds = ("false", "octave below", "octave above", "other pitch", "no true onset", "near drum")
     print(
         f"\n| checkpoint | engine | folder | {' | '.join(kinds)} | commonest other intervals (semitones: n) |"
     )
