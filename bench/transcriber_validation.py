@@ -68,8 +68,9 @@ def renders(references: dict, engines: dict, cache: Path | None) -> dict:
 def false_notes(reference, estimate, tally: dict) -> None:
     """Add the false notes of ``estimate`` (symusic Scores; mir_eval matching, 50 ms onsets) to ``tally``:
     their count, those within 50 ms of a drum hit, and by what sounds at their onset: a reference note an
-    octave above (the false note is an "octave below") or below, a reference note at another pitch
-    (``intervals``: estimate minus the nearest reference pitch), or no reference note."""
+    octave above (the false note is an "octave below"; with true notes an octave above and below, it
+    counts there) or below, a reference note at another pitch (``intervals``: estimate minus the
+    nearest reference pitch), or no reference note."""
     import mir_eval
 
     ref, est = note_rows(reference), note_rows(estimate)

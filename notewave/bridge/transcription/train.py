@@ -7,7 +7,7 @@ labelled onsets (Hawthorne et al. 2018); onset labels are split between the two 
 true onset time and onset positives weigh :data:`ONSET_POS_WEIGHT` (5) times more, which makes the
 onset head fire above 0.5 within a few hundred steps. With ``harmonic_negatives`` W > 1 the onset
 head's negatives where a true onset's harmonics lie (:func:`harmonic_negative_mask`) weigh W: the
-network's commonest false notes are an octave or another harmonic of a true note. Optimisation:
+network's commonest false notes are an octave away from, or another harmonic of, a true note. Optimisation:
 :class:`notewave.core.train.Trainer` (AdamW, lr 2e-3, warmup, cosine decay, checkpoints ``best/`` by
 validation loss and ``last/``).
 Augmentation (on by default; SoundFonts, effects, EQ, drums, gain, noise):
@@ -75,8 +75,7 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
 ]
 
 ONSET_POS_WEIGHT = 5.0  # onsets are ~0.2 % of the (frame, key) cells
-#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8 (all above it: a note with a weak
-#: fundamental may read as its octave, never as the octave below)
+#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8 (all above it, where a note's partials lie)
 HARMONIC_SHIFTS = (12, 19, 24, 28, 31, 36)
 MIN_NOTE_SECONDS = 1e-3  # zero-length notes are scored as this long
 
