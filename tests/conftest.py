@@ -21,6 +21,21 @@ def jsb_test_files() -> list[Path]:
     return files
 
 
+@pytest.fixture
+def jsb_split_folder(tmp_path: Path) -> Path:
+    """A MIDI folder of three real JSB chorales split as the trainers read it: ``train/`` (2) and
+    ``valid/`` (1), from the JSB training split when present (else the test split, for runs whose
+    weights are discarded)."""
+    split = JSB_MIDI_DIR / "train" if (JSB_MIDI_DIR / "train").is_dir() else JSB_MIDI_DIR / "test"
+    files = sorted(split.glob("*.mid"))[:3]
+    data = tmp_path / "data"
+    for sub, chosen in (("train", files[:2]), ("valid", files[2:])):
+        (data / sub).mkdir(parents=True)
+        for f in chosen:
+            shutil.copy(f, data / sub / f.name)
+    return data
+
+
 @pytest.fixture(scope="session")
 def composer_model():
     """The shipped composer (``data/checkpoints/composer``); skipped until it is shipped."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +79,8 @@ def test_the_loss_weighs_a_harmonic_false_onset_and_no_other() -> None:
 
 
 @pytest.mark.skipif(FONT is None, reason="no SoundFont installed")
-def test_training_with_harmonic_negatives_and_the_cli_option(tmp_path: Path) -> None:
-    split = JSB_MIDI_DIR / "train" if (JSB_MIDI_DIR / "train").is_dir() else JSB_MIDI_DIR / "test"
-    files = sorted(split.glob("*.mid"))[:3]  # (test files only in a clean clone; the weights are discarded)
-    data = tmp_path / "data"
-    for sub, chosen in (("train", files[:2]), ("valid", files[2:])):
-        (data / sub).mkdir(parents=True)
-        for f in chosen:
-            shutil.copy(f, data / sub / f.name)
+def test_training_with_harmonic_negatives_and_the_cli_option(tmp_path: Path, jsb_split_folder: Path) -> None:
+    data = jsb_split_folder
     tiny = TranscriberConfig(n_mels=64, conv_channels=4, d_model=16, rnn_hidden=8)
     opts = dict(batch_size=2, pool_size=1, refresh_every=2, eval_every=2, val_pieces=1, augment=False)
     out = train_transcriber(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -209,14 +208,8 @@ def test_model_shapes_and_save_load_round_trip(tmp_path: Path) -> None:
 
 
 @needs_synth
-def test_tiny_training_run_and_resume(tmp_path: Path) -> None:
-    split = JSB_MIDI_DIR / "train" if (JSB_MIDI_DIR / "train").is_dir() else JSB_MIDI_DIR / "test"
-    files = sorted(split.glob("*.mid"))[:3]  # (test files only as a smoke-test fallback; weights discarded)
-    data = tmp_path / "data"
-    for sub, chosen in (("train", files[:2]), ("valid", files[2:])):
-        (data / sub).mkdir(parents=True)
-        for f in chosen:
-            shutil.copy(f, data / sub / f.name)
+def test_tiny_training_run_and_resume(tmp_path: Path, jsb_split_folder: Path) -> None:
+    data = jsb_split_folder
     opts = dict(
         batch_size=2, pool_size=1, refresh_every=2, eval_every=2, val_pieces=1, soundfonts=[SOUNDFONT]
     )
