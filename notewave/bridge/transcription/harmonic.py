@@ -30,8 +30,16 @@ from torch import nn
 
 #: harmonics stacked (0.5 = the sub-harmonic an octave below), Bittner et al. 2017's set up to 6
 HARMONICS = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
-#: each harmonic's shift in whole semitones: 12 * log2(h), rounded (-12, 0, 12, 19, 24, 28, 31)
-SHIFTS = tuple(int(round(12 * math.log2(h))) for h in HARMONICS)
+
+
+def semitone_shift(harmonic: float) -> int:
+    """Semitones from a note to its ``harmonic``-th partial (a frequency ratio > 0): 12 log2(h), rounded
+    (2 -> 12, 3 -> 19, 0.5 -> -12)."""
+    return int(round(12 * math.log2(harmonic)))
+
+
+#: each harmonic's shift in whole semitones (:func:`semitone_shift`: -12, 0, 12, 19, 24, 28, 31)
+SHIFTS = tuple(semitone_shift(h) for h in HARMONICS)
 MAPS_PER_KEY = 4
 
 

@@ -49,12 +49,14 @@ from notewave.bridge.transcription.data import (
     piano_roll,
     training_files,
 )
+from notewave.bridge.transcription.harmonic import semitone_shift
 from notewave.bridge.transcription.model import HEADS, Transcriber, TranscriberConfig
 from notewave.bridge.transcription.notes import decode_notes
 from notewave.core.train import TrainConfig, Trainer, setup_distributed
 from notewave.errors import ConfigError
 
 __all__ = [  # data names re-exported from transcriber_data for existing importers
+    "HARMONIC_SHIFTS",
     "HELDOUT_FAMILIES",
     "ONSET_POS_WEIGHT",
     "TRAIN_FAMILIES",
@@ -62,21 +64,22 @@ __all__ = [  # data names re-exported from transcriber_data for existing importe
     "TRAIN_SOUNDFONTS",
     "MedleyPool",
     "PieceNotes",
+    "harmonic_negative_mask",
     "load_piece",
     "make_medley",
     "note_f1",
     "onset_f1",
     "piano_roll",
     "score_to_intervals",
-    "harmonic_negative_mask",
     "train_transcriber",
     "training_files",
     "transcription_loss",
 ]
 
 ONSET_POS_WEIGHT = 5.0  # onsets are ~0.2 % of the (frame, key) cells
-#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8 (all above it, where a note's partials lie)
-HARMONIC_SHIFTS = (12, 19, 24, 28, 31, 36)
+#: semitones from a note to its harmonics 2, 3, 4, 5, 6 and 8 (12, 19, 24, 28, 31, 36: all above it,
+#: where a note's partials lie)
+HARMONIC_SHIFTS = tuple(semitone_shift(h) for h in (2, 3, 4, 5, 6, 8))
 MIN_NOTE_SECONDS = 1e-3  # zero-length notes are scored as this long
 
 
@@ -135,7 +138,7 @@ def harmonic_negative_mask(onset: torch.Tensor) -> torch.Tensor:
         the places of octave and harmonic false notes.
     """
     on = (onset >= 0.5).float()
-    near = torch.nn.functional.max_pool1d(on.transpose(1, 2), 3, 1, 1).transpose(1, 2)  # +-1 frame
+    near = F.max_pool1d(on.transpose(1, 2), 3, 1, 1).transpose(1, 2)  # +-1 frame
     mask = torch.zeros_like(near)
     keys = onset.shape[-1]
     for shift in HARMONIC_SHIFTS:
